@@ -1,0 +1,21 @@
+"""The one place product code talks to AWS (sessions, clients, assumed roles, paging, batching)."""
+
+from include.patch_compliance.aws.clients import (
+    AwsContext,
+    TargetUnreachable,
+    chunks,
+    context_from_connection,
+    error_code,
+    paginate,
+    safe_session_name,
+)
+
+__all__ = [
+    "AwsContext",
+    "TargetUnreachable",
+    "chunks",
+    "context_from_connection",
+    "error_code",
+    "paginate",
+    "safe_session_name",
+]

@@ -1,0 +1,253 @@
+"""Typed configuration: one YAML file, validated when a task starts (never at DAG parse time).
+
+Default file: ``include/config/fleet.yaml`` (points at the local emulator); override with the env var
+``PATCH_COMPLIANCE_CONFIG``. ``config.example.yaml`` documents every key for real AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "fleet.yaml"
+
+OU_ID = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
+# An OU is named by id or by path from the root ("Root/Workloads/Prod"): paths survive re-creating an emulator.
+OU_REF = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$"
+ROOT_ID = r"^r-[0-9a-z]{4,32}$"
+ACCOUNT_ID = r"^\d{12}$"
+REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
+# SendCommand patterns (botocore ssm model, aws_domain §1.1).
+MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
+MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the field, the value and what is allowed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganizationConfig(_Model):
+    """Which part of the organization to scan."""
+
+    include_ous: list[Annotated[str, Field(pattern=OU_REF)]] = Field(
+        default_factory=list, description="OUs (id or path) to scan with their descendants; empty = the whole org."
+    )
+    exclude_ous: list[Annotated[str, Field(pattern=OU_REF)]] = Field(default_factory=list)
+    include_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID)]] = Field(default_factory=list)
+    exclude_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID)]] = Field(default_factory=list)
+
+
+class AccessConfig(_Model):
+    """How the orchestrator reaches member accounts."""
+
+    aws_conn_id: str = "aws_default"
+    member_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")] = "PatchComplianceScanRole"
+    external_id: Annotated[str, Field(pattern=r"^[\w+=,.@:/-]+$", min_length=2, max_length=1224)] | None = None
+    session_duration_seconds: Annotated[int, Field(ge=900, le=43200)] = 3600
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+
+
+class WaveConfig(_Model):
+    """A wave scans a set of OUs; waves run in order. ``ous: ["*"]`` takes every OU not named by another wave."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    ous: list[Annotated[str, Field(pattern=r"^(\*|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$")]] = Field(
+        min_length=1
+    )
+    parallel_with_previous: bool = False
+
+
+class TargetsConfig(_Model):
+    """Which nodes SendCommand targets: every managed node (ids in batches of 50) or nodes with tags."""
+
+    mode: Literal["all_managed", "tags"] = "all_managed"
+    tags: dict[str, list[str]] = Field(default_factory=dict, description="tag key -> values (empty = tag-key)")
+
+    @model_validator(mode="after")
+    def _tags_need_keys(self) -> TargetsConfig:
+        if self.mode == "tags" and not self.tags:
+            raise ValueError("targets.mode 'tags' needs at least one entry in targets.tags, e.g. {Patch: ['true']}")
+        if len(self.tags) > 5:
+            raise ValueError("SendCommand takes at most 5 Targets (aws_domain §1.1)")
+        return self
+
+
+class WaitConfig(_Model):
+    poke_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    timeout_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3 * 3600
+    deferrable: bool = True
+
+
+class ScanConfig(_Model):
+    document_name: Literal["AWS-RunPatchBaseline"] = "AWS-RunPatchBaseline"
+    operation: Literal["Scan", "Install"] = "Scan"
+    allow_install: bool = False
+    reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "NoReboot"
+    targets: TargetsConfig = TargetsConfig()
+    max_concurrency: Annotated[str, Field(pattern=MAX_CONCURRENCY)] = "10%"
+    max_errors: Annotated[str, Field(pattern=MAX_ERRORS)] = "10%"
+    timeout_seconds: Annotated[int, Field(ge=30, le=2_592_000)] = 600
+    output_s3_bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    output_s3_prefix: Annotated[str, Field(max_length=500)] | None = None
+    install_max_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    wait: WaitConfig = WaitConfig()
+
+    @model_validator(mode="after")
+    def _install_needs_opt_in(self) -> ScanConfig:
+        if self.operation == "Install" and not self.allow_install:
+            raise ValueError("operation 'Install' needs scan.allow_install: true (Install changes nodes)")
+        return self
+
+
+class CollectConfig(_Model):
+    compliance_items: bool = Field(True, description="ListComplianceItems per node: one more call per node")
+    stale_after_days: Annotated[int, Field(ge=1, le=365)] = 7
+
+
+class OrchestrationConfig(_Model):
+    schedule: str | None = "0 3 * * *"
+    shard_size: Annotated[int, Field(ge=1, le=500)] = 25
+    max_workers: Annotated[int, Field(ge=1, le=64)] = 8
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("@"):
+            return value
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError("must be a 5-field cron expression such as '0 3 * * *', an @preset, or null")
+        return value
+
+
+class ReportsConfig(_Model):
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]*$", max_length=200)] = "patch-compliance"
+    kms_key_id: str | None = None
+    history_runs: Annotated[int, Field(ge=1, le=365)] = 30
+
+    @field_validator("prefix")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class ThresholdsConfig(_Model):
+    max_unreachable_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    sla_days: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: {
+            "CRITICAL": 7,
+            "HIGH": 14,
+            "MEDIUM": 30,
+            "LOW": 90,
+            "INFORMATIONAL": 180,
+            "UNSPECIFIED": 90,
+        }
+    )
+
+    @field_validator("sla_days")
+    @classmethod
+    def _severities(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(SEVERITIES))
+        if unknown:
+            raise ValueError(f"unknown severity {unknown}; allowed: {', '.join(SEVERITIES)}")
+        missing = [s for s in SEVERITIES if s not in value]
+        if missing:
+            raise ValueError(f"missing severity {missing}; give a number of days for each of {', '.join(SEVERITIES)}")
+        return value
+
+
+class SecurityHubConfig(_Model):
+    enabled: bool = True
+    skip_if_native_export: bool = True
+    max_patches_per_finding: Annotated[int, Field(ge=0, le=100)] = 20
+
+
+class FleetConfig(_Model):
+    regions: list[Annotated[str, Field(pattern=REGION)]] = Field(min_length=1)
+    organization: OrganizationConfig = OrganizationConfig()
+    access: AccessConfig = AccessConfig()
+    waves: list[WaveConfig] = Field(default_factory=lambda: [WaveConfig(name="all", ous=["*"])], min_length=1)
+    scan: ScanConfig = ScanConfig()
+    collect: CollectConfig = CollectConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    reports: ReportsConfig
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    security_hub: SecurityHubConfig = SecurityHubConfig()
+
+    @model_validator(mode="after")
+    def _waves(self) -> FleetConfig:
+        names = [w.name for w in self.waves]
+        if len(set(names)) != len(names):
+            raise ValueError(f"wave names must be unique, got {names}")
+        stars = [w.name for w in self.waves if "*" in w.ous]
+        if len(stars) > 1:
+            raise ValueError(f"only one wave may take the remaining OUs ('*'), got {stars}")
+        return self
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field_path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{field_path}: unknown key; remove it or check the spelling against config.example.yaml"
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        message = f"does not match the allowed pattern {error['ctx']['pattern']}"
+    return f"{field_path}: {shown} is not allowed: {message}"
+
+
+def parse_config(data: Any, source: str = "config") -> FleetConfig:
+    """Validate a mapping; raise ConfigError naming every bad field, its value and what is allowed."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return FleetConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration in {source}:\n{lines}") from None
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_raw(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; set {CONFIG_ENV} to a YAML file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return data if data is not None else {}
+
+
+def load_config(path: Path | None = None) -> FleetConfig:
+    path = path or config_path()
+    return parse_config(load_raw(path), str(path))
+
+
+def wave_layout(path: Path | None = None) -> tuple[list[str], str | None]:
+    """Wave names and schedule for DAG *structure*, read leniently at parse time (a local file, no AWS, no
+    validation: a broken file must not break parsing; the first task reports it with a full error)."""
+    try:
+        raw = load_raw(path)
+        names = [w["name"] for w in raw.get("waves", []) if re.match(r"^[a-z][a-z0-9_]{0,39}$", str(w["name"]))]
+        schedule = raw.get("orchestration", {}).get("schedule", "0 3 * * *")
+        return names or ["all"], schedule
+    except Exception:  # noqa: BLE001 - parse time must never fail on config; the task reports it
+        return ["all"], None
