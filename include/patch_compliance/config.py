@@ -91,7 +91,7 @@ class WaitConfig(_Model):
 
 class ScanConfig(_Model):
     document_name: Literal["AWS-RunPatchBaseline"] = "AWS-RunPatchBaseline"
-    operation: Literal["Scan", "Install"] = "Scan"
+    # The operation is a run param (default Scan); Install needs this opt-in as well (see scan/command.py).
     allow_install: bool = False
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "NoReboot"
     targets: TargetsConfig = TargetsConfig()
@@ -102,12 +102,6 @@ class ScanConfig(_Model):
     output_s3_prefix: Annotated[str, Field(max_length=500)] | None = None
     install_max_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
     wait: WaitConfig = WaitConfig()
-
-    @model_validator(mode="after")
-    def _install_needs_opt_in(self) -> ScanConfig:
-        if self.operation == "Install" and not self.allow_install:
-            raise ValueError("operation 'Install' needs scan.allow_install: true (Install changes nodes)")
-        return self
 
 
 class CollectConfig(_Model):
@@ -241,13 +235,21 @@ def load_config(path: Path | None = None) -> FleetConfig:
     return parse_config(load_raw(path), str(path))
 
 
-def wave_layout(path: Path | None = None) -> tuple[list[str], str | None]:
-    """Wave names and schedule for DAG *structure*, read leniently at parse time (a local file, no AWS, no
-    validation: a broken file must not break parsing; the first task reports it with a full error)."""
+def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Waves (name, OUs, parallel flag) and schedule for DAG *structure*, read leniently at parse time: a local
+    file, no AWS, no validation. A broken file must not break parsing; the first task reports it in full."""
     try:
         raw = load_raw(path)
-        names = [w["name"] for w in raw.get("waves", []) if re.match(r"^[a-z][a-z0-9_]{0,39}$", str(w["name"]))]
-        schedule = raw.get("orchestration", {}).get("schedule", "0 3 * * *")
-        return names or ["all"], schedule
+        waves = [
+            {
+                "name": str(w["name"]),
+                "ous": [str(o) for o in w.get("ous", [])],
+                "parallel": bool(w.get("parallel_with_previous", False)),
+            }
+            for w in raw.get("waves") or []
+            if re.match(r"^[a-z][a-z0-9_]{0,39}$", str(w.get("name")))
+        ]
+        schedule = (raw.get("orchestration") or {}).get("schedule", "0 3 * * *")
+        return waves or [{"name": "all", "ous": ["*"], "parallel": False}], schedule
     except Exception:  # noqa: BLE001 - parse time must never fail on config; the task reports it
-        return ["all"], None
+        return [{"name": "all", "ous": ["*"], "parallel": False}], None

@@ -1,0 +1,139 @@
+"""Collect both result channels of Patch Manager for one account-region into a raw document.
+
+Channels: ``AWS:PatchSummary`` (DescribeInstancePatchStates / DescribeInstancePatches) and ``AWS:ComplianceItem``
+(ListComplianceItems: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
+information and running EC2 instances (to find unmanaged ones). Items are kept as the APIs return them; the
+transform step owns normalisation (docs/architecture.md, raw collection document).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
+from include.patch_compliance.config import CollectConfig
+from include.patch_compliance.scan.command import UNREACHABLE_CODES
+
+# DescribeInstancePatchStates: ≤ 50 ids and MaxResults ≤ 50 on the live service (aws_domain §1.3).
+PATCH_STATE_BATCH = 50
+# States that make a node non-compliant (aws_domain §1.5), in the CamelCase the filter docs use (§1.4).
+NON_COMPLIANT_STATES = ["Missing", "Failed", "InstalledPendingReboot", "InstalledRejected"]
+NON_COMPLIANT_COUNTS = (
+    "MissingCount",
+    "FailedCount",
+    "InstalledPendingRebootCount",
+    "InstalledRejectedCount",
+    "CriticalNonCompliantCount",
+    "SecurityNonCompliantCount",
+    "OtherNonCompliantCount",
+)
+EC2_KEEP = ("InstanceId", "State", "Tags", "PlatformDetails", "Platform", "LaunchTime", "InstanceType")
+
+
+def is_non_compliant(state: dict[str, Any]) -> bool:
+    return any((state.get(k) or 0) > 0 for k in NON_COMPLIANT_COUNTS)
+
+
+def managed_nodes(ssm: Any) -> list[dict[str, Any]]:
+    # MaxResults 5..50 (aws_domain §1.6); stopped/terminated nodes are not returned.
+    return list(paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50))
+
+
+def running_instances(ec2: Any) -> list[dict[str, Any]]:
+    filters = [{"Name": "instance-state-name", "Values": ["running"]}]
+    return [
+        {k: inst[k] for k in EC2_KEEP if k in inst}
+        for reservation in paginate(ec2, "describe_instances", "Reservations", Filters=filters)
+        for inst in reservation.get("Instances", [])
+    ]
+
+
+def patch_states(ssm: Any, instance_ids: list[str]) -> list[dict[str, Any]]:
+    return [
+        state
+        for batch in chunks(instance_ids, PATCH_STATE_BATCH)
+        for state in paginate(
+            ssm, "describe_instance_patch_states", "InstancePatchStates", InstanceIds=batch, MaxResults=50
+        )
+    ]
+
+
+def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
+    filters = [{"Key": "State", "Values": NON_COMPLIANT_STATES}]
+    return list(
+        paginate(ssm, "describe_instance_patches", "Patches", InstanceId=instance_id, Filters=filters, MaxResults=100)
+    )
+
+
+def compliance_items(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
+    # ListComplianceItems takes exactly one ResourceId per call today (aws_domain §1.7).
+    filters = [{"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}]
+    return list(
+        paginate(
+            ssm,
+            "list_compliance_items",
+            "ComplianceItems",
+            ResourceIds=[instance_id],
+            ResourceTypes=["ManagedInstance"],
+            Filters=filters,
+            MaxResults=50,
+        )
+    )
+
+
+def collect_target(
+    account_context: Callable[[str], AwsContext],
+    target: dict[str, Any],
+    cfg: CollectConfig,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """The raw document of one target. Unreachable accounts/regions are recorded; a failing per-node call is
+    recorded in ``warnings`` and what was already collected is kept."""
+    doc: dict[str, Any] = {
+        "target": target,
+        "status": "OK",
+        "error": None,
+        "warnings": [],
+        "collected_at": now().isoformat(),
+        "instance_information": [],
+        "ec2_instances": [],
+        "patch_states": [],
+        "patches": {},
+        "compliance_items": {},
+    }
+    try:
+        ctx = account_context(target["account_id"])
+        ssm = ctx.client("ssm", target["region"])
+        doc["instance_information"] = managed_nodes(ssm)
+        doc["ec2_instances"] = running_instances(ctx.client("ec2", target["region"]))
+        ids = sorted(n["InstanceId"] for n in doc["instance_information"])
+        doc["patch_states"] = patch_states(ssm, ids)
+    except TargetUnreachable as exc:
+        doc.update(status="UNREACHABLE", error=exc.as_dict())
+        return doc
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        doc["error"] = {"stage": "collect", "code": code, "message": str(exc)}
+        if code in UNREACHABLE_CODES:
+            doc["status"] = "UNREACHABLE"
+        return doc
+    for state in doc["patch_states"]:
+        if is_non_compliant(state):
+            _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
+    if cfg.compliance_items:
+        for node_id in ids:
+            _per_node(doc, "compliance_items", node_id, lambda i: compliance_items(ssm, i))
+    return doc
+
+
+def _per_node(doc: dict[str, Any], field: str, instance_id: str, fetch: Callable[[str], list]) -> None:
+    try:
+        doc[field][instance_id] = fetch(instance_id)
+    except (ClientError, BotoCoreError) as exc:
+        doc["warnings"].append(
+            {"stage": field, "instance_id": instance_id, "code": error_code(exc), "message": str(exc)}
+        )

@@ -1,0 +1,78 @@
+"""Airflow task wrappers: each reads the run context and calls one plain function of ``tasks.py``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.patch_compliance import tasks as body
+from include.patch_compliance.runtime import RunContext
+from include.patch_compliance.scan.command import resolve_operation
+
+log = logging.getLogger("airflow.task")
+
+
+def _run() -> tuple[RunContext, dict[str, Any]]:
+    context = get_current_context()
+    return RunContext.from_airflow(context), context
+
+
+@task(task_id="discover")
+def discover() -> dict[str, Any]:
+    """Validate the config, walk the organization and write the fleet plan to S3."""
+    run, context = _run()
+    params = context["params"]
+    if "operation" in params:
+        operation = resolve_operation(params["operation"], run.cfg.scan)  # refuses Install without the opt-in
+        parallel = [w.name for w in run.cfg.waves if w.parallel_with_previous]
+        if operation == "Install" and parallel:
+            raise ValueError(
+                f"Install runs need waves in sequence, but waves {parallel} have parallel_with_previous: true; "
+                "set it to false or run a Scan"
+            )
+    plan = body.plan_fleet(run, params.get("ou_ids"), params.get("regions"))
+    log.info(
+        "plan: %d account-regions in %d accounts, %d skipped, waves %s",
+        plan["targets"],
+        plan["accounts"],
+        plan["skipped"],
+        {w: len(s) for w, s in plan["waves"].items()},
+    )
+    return plan
+
+
+@task.short_circuit(task_id="proceed")
+def proceed() -> bool:
+    """False on a dry run: everything after the plan is skipped."""
+    return not get_current_context()["params"].get("dry_run", False)
+
+
+@task(task_id="gate")
+def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str, Any]]:
+    """Release this wave's shards, or hold an Install wave when the previous wave failed too often."""
+    run, context = _run()
+    operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
+    decision = body.wave_gate(run, wave, previous, operation)
+    if decision["held"]:
+        raise AirflowSkipException(decision["reason"])
+    return plan["waves"].get(wave, [])
+
+
+@task(task_id="collect", map_index_template="{{ pc_label }}")
+def collect(shard: dict[str, Any]) -> dict[str, Any]:
+    """Collect patch states, patches, compliance items, node and EC2 info of every target in the shard."""
+    run, context = _run()
+    context["pc_label"] = shard.get("label", "")
+    return body.collect_shard(run, shard)
+
+
+@task(task_id="final_gate", trigger_rule="none_failed")
+def final_gate(report: dict[str, Any]) -> str:
+    """Fail the run, after the reports are published, above the unreachable threshold or if a wave was held."""
+    run, _ = _run()
+    verdict = body.final_gate(run, report.get("totals", {}))
+    log.info(verdict)
+    return verdict

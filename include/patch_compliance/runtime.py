@@ -1,0 +1,56 @@
+"""What every task of a run shares: the validated config, the hub AWS context, member contexts, staging keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from include.patch_compliance.aws import AwsContext, context_from_connection, safe_session_name
+from include.patch_compliance.aws.members import MemberContexts
+from include.patch_compliance.config import FleetConfig, load_config
+from include.patch_compliance.storage import get_json_gz, put_json_gz, staging_key, staging_prefix
+
+
+@dataclass
+class RunContext:
+    cfg: FleetConfig
+    dag_id: str
+    run_id: str
+    hub: AwsContext
+
+    @classmethod
+    def from_airflow(cls, context: Any, cfg: FleetConfig | None = None) -> RunContext:
+        cfg = cfg or load_config()
+        hub = context_from_connection(cfg.access.aws_conn_id, max_attempts=cfg.access.max_attempts)
+        return cls(cfg=cfg, dag_id=context["dag"].dag_id, run_id=context["run_id"], hub=hub)
+
+    @property
+    def session_name(self) -> str:
+        """RoleSessionName (≤ 64 chars) carrying the run id, for CloudTrail (aws_domain §1.11)."""
+        return safe_session_name(f"pc-{self.run_id}")
+
+    @cached_property
+    def members(self) -> MemberContexts:
+        return MemberContexts(self.hub, self.cfg.access, self.session_name)
+
+    @property
+    def bucket(self) -> str:
+        return self.cfg.reports.bucket
+
+    def key(self, kind: str, wave: str | None = None, shard: int | None = None) -> str:
+        """Staging key; kinds beyond storage's (scan, gate) live in the same run folder."""
+        if kind in ("scan", "gate"):
+            name = f"shard={shard:04d}.json.gz" if shard is not None else "wave.json.gz"
+            return f"{staging_prefix(self.cfg.reports.prefix, self.run_id)}{kind}/{wave}/{name}"
+        return staging_key(self.cfg.reports.prefix, self.run_id, kind, wave, shard)
+
+    def prefix(self, kind: str, wave: str | None = None) -> str:
+        base = staging_prefix(self.cfg.reports.prefix, self.run_id)
+        return f"{base}{kind}/" + (f"{wave}/" if wave else "")
+
+    def put(self, key: str, obj: Any) -> str:
+        return put_json_gz(self.hub, self.bucket, key, obj, kms_key_id=self.cfg.reports.kms_key_id)
+
+    def get(self, key: str) -> Any:
+        return get_json_gz(self.hub, self.bucket, key)

@@ -1,0 +1,178 @@
+"""Send ``AWS-RunPatchBaseline`` to one account-region, never twice for the same run (retries reuse commands)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
+from include.patch_compliance.config import ScanConfig
+from include.patch_compliance.discover.plan import Target
+
+DOCUMENT = "AWS-RunPatchBaseline"
+COMMENT_PREFIX = "patch-compliance"
+# SendCommand takes at most 50 InstanceIds; botocore does not check the max (aws_domain §1.1).
+MAX_INSTANCE_IDS = 50
+# Codes meaning "this account or region cannot be used at all", as opposed to a bad request.
+UNREACHABLE_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthFailure",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "OptInRequired",
+    "EndpointConnectionError",
+    "ExpiredTokenException",
+}
+
+
+class InstallNotAllowed(ValueError):
+    """Install asked for without the configuration's opt-in."""
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    operation: str
+    run_id: str
+    run_tag: str
+    scan: ScanConfig
+
+    @property
+    def parameters(self) -> dict[str, list[str]]:
+        params = {"Operation": [self.operation]}
+        if self.operation == "Install":
+            params["RebootOption"] = [self.scan.reboot_option]
+        return params
+
+
+def resolve_operation(requested: str | None, scan: ScanConfig) -> str:
+    """Scan unless the run asks for Install AND the config allows it; Install without the opt-in is an error."""
+    if requested in (None, "", "Scan"):
+        return "Scan"
+    if requested != "Install":
+        raise ValueError(f"run param operation={requested!r} is not allowed; use 'Scan' or 'Install'")
+    if not scan.allow_install:
+        raise InstallNotAllowed(
+            "run param operation='Install' refused: the configuration has scan.allow_install: false. "
+            "Set scan.allow_install: true in the config file to allow patch installation, or run a Scan."
+        )
+    return "Install"
+
+
+def run_tag(dag_id: str, run_id: str) -> str:
+    """A short stable tag of the run, carried in every command's Comment (≤ 100 chars, aws_domain §1.1)."""
+    return hashlib.sha256(f"{dag_id}|{run_id}".encode()).hexdigest()[:16]
+
+
+def comment(tag: str, batch: int, total: int, run_id: str) -> str:
+    return f"{COMMENT_PREFIX} {tag} {batch}/{total} {run_id}"[:100]
+
+
+_COMMENT = re.compile(rf"^{COMMENT_PREFIX} ([0-9a-f]{{16}}) (\d+)/(\d+)")
+
+
+def earlier_commands(ssm: Any, tag: str, invoked_after: datetime) -> dict[int, dict[str, Any]]:
+    """Commands this run already sent here, by batch number: found by document, time window and Comment."""
+    filters = [
+        {"key": "DocumentName", "value": DOCUMENT},
+        {"key": "InvokedAfter", "value": invoked_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ]
+    found: dict[int, dict[str, Any]] = {}
+    for command in paginate(ssm, "list_commands", "Commands", Filters=filters):
+        match = _COMMENT.match(command.get("Comment") or "")
+        if match and match.group(1) == tag:
+            found.setdefault(int(match.group(2)), command)
+    return found
+
+
+def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list[str] | None) -> dict[str, Any]:
+    scan = req.scan
+    kwargs: dict[str, Any] = {
+        "DocumentName": DOCUMENT,
+        "Parameters": req.parameters,
+        "MaxConcurrency": scan.max_concurrency,
+        "MaxErrors": scan.max_errors,
+        "TimeoutSeconds": scan.timeout_seconds,
+        "Comment": comment(req.run_tag, batch, total, req.run_id),
+    }
+    if instance_ids is not None:
+        kwargs["InstanceIds"] = instance_ids
+    else:
+        # Several Keys are ANDed, several Values of one Key ORed; no values = tag-key (aws_domain §1.1).
+        kwargs["Targets"] = [
+            {"Key": f"tag:{k}", "Values": v} if v else {"Key": "tag-key", "Values": [k]}
+            for k, v in sorted(scan.targets.tags.items())
+        ]
+    if scan.output_s3_bucket:
+        kwargs["OutputS3BucketName"] = scan.output_s3_bucket
+        if scan.output_s3_prefix:
+            kwargs["OutputS3KeyPrefix"] = scan.output_s3_prefix
+    return ssm.send_command(**kwargs)["Command"]
+
+
+def scan_target(ctx: AwsContext, target: Target, req: ScanRequest, invoked_after: datetime) -> list[dict[str, Any]]:
+    """Send (or find) this run's commands in one account-region. Returns one entry per command."""
+    ssm = ctx.client("ssm", target.region)
+    earlier = earlier_commands(ssm, req.run_tag, invoked_after)
+    if req.scan.targets.mode == "all_managed":
+        ids = sorted(
+            i["InstanceId"]
+            for i in paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50)
+        )
+        batches: list[list[str] | None] = list(chunks(ids, MAX_INSTANCE_IDS))
+    else:
+        batches = [None]
+    total = max(len(batches), max(earlier, default=0))
+    sent = []
+    for number, batch in enumerate(batches, start=1):
+        if number in earlier:
+            command, reused = earlier[number], True
+        else:
+            command, reused = _send(ssm, req, number, total, batch), False
+        sent.append(
+            {
+                "command_id": command["CommandId"],
+                "batch": number,
+                "reused": reused,
+                "instance_ids": len(batch) if batch is not None else None,
+            }
+        )
+    # Commands of batches this attempt no longer has (nodes gone since) are still this run's: keep waiting on them.
+    for number in sorted(set(earlier) - set(range(1, len(batches) + 1))):
+        sent.append({"command_id": earlier[number]["CommandId"], "batch": number, "reused": True, "instance_ids": None})
+    return sent
+
+
+def scan_record(
+    account_context: Callable[[str], AwsContext],
+    target: Target,
+    req: ScanRequest,
+    invoked_after: datetime,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """The scan outcome of one target as a JSON-ready record; failures are recorded, never raised."""
+    record: dict[str, Any] = {
+        "target": target.as_dict(),
+        "operation": req.operation,
+        "sent_at": now().isoformat(),
+        "status": "SENT",
+        "commands": [],
+        "error": None,
+    }
+    try:
+        record["commands"] = scan_target(account_context(target.account_id), target, req, invoked_after)
+    except TargetUnreachable as exc:
+        record.update(status="UNREACHABLE", error=exc.as_dict())
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        status = "UNREACHABLE" if code in UNREACHABLE_CODES else "ERROR"
+        record.update(status=status, error={"stage": "scan", "code": code, "message": str(exc)})
+    if record["status"] == "SENT" and not record["commands"]:
+        record["status"] = "NO_TARGETS"
+    return record

@@ -1,0 +1,102 @@
+"""Task bodies as plain functions of a RunContext, so tests call them without Airflow; DAG files only wire them."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from include.patch_compliance.aws.clients import GLOBAL_REGION
+from include.patch_compliance.collect.collector import collect_target
+from include.patch_compliance.discover.org import walk_organization
+from include.patch_compliance.discover.plan import Plan, build_plan
+from include.patch_compliance.runtime import RunContext
+from include.patch_compliance.storage import list_keys
+from include.patch_compliance.wait.status import failure_ratio
+
+
+class WaveHeld(Exception):
+    """An Install wave held back because the previous wave failed on too many nodes."""
+
+
+def plan_fleet(run: RunContext, ou_ids: list[str] | None = None, regions: list[str] | None = None) -> dict[str, Any]:
+    """Walk the organization, build the plan, store it in S3; return the small per-wave shard references."""
+    units, accounts = walk_organization(run.hub.client("organizations", GLOBAL_REGION))
+    plan = build_plan(units, accounts, run.cfg, ou_override=ou_ids or None, regions_override=regions or None)
+    uri = run.put(run.key("plan"), plan.as_dict())
+    return {
+        "waves": plan.shard_refs(),
+        "targets": len(plan.targets),
+        "accounts": len({t.account_id for t in plan.targets}),
+        "skipped": len(plan.skipped),
+        "plan_uri": uri,
+    }
+
+
+def load_plan(run: RunContext) -> Plan:
+    return Plan.from_dict(run.get(run.key("plan")))
+
+
+def read_records(run: RunContext, kind: str, wave: str | None = None) -> list[dict[str, Any]]:
+    """Every record of a staging kind for this run (all shards, optionally one wave), in key order."""
+    out: list[dict[str, Any]] = []
+    for key in list_keys(run.hub, run.bucket, run.prefix(kind, wave)):
+        out += run.get(key)
+    return out
+
+
+def wave_gate(run: RunContext, wave: str, previous: str | None, operation: str) -> dict[str, Any]:
+    """Decide whether a wave may start. Scan waves always may; an Install wave only when the previous wave's
+    invocation failure ratio is at most ``scan.install_max_failure_ratio``. The decision is stored for the final
+    gate, which fails the run after the reports are out."""
+    decision: dict[str, Any] = {"wave": wave, "previous": previous, "operation": operation, "held": False}
+    if operation == "Install" and previous is not None:
+        ratio, failed, total = failure_ratio(read_records(run, "commands", previous))
+        limit = run.cfg.scan.install_max_failure_ratio
+        decision.update(failure_ratio=ratio, failed=failed, invocations=total, limit=limit, held=ratio > limit)
+        if decision["held"]:
+            decision["reason"] = (
+                f"wave {wave!r} held: Install failed on {failed} of {total} nodes ({ratio:.0%}) in wave "
+                f"{previous!r}, above scan.install_max_failure_ratio {limit:.0%}"
+            )
+    run.put(run.key("gate", wave), decision)
+    return decision
+
+
+def collect_shard(run: RunContext, shard: dict[str, Any]) -> dict[str, Any]:
+    """Collect every target of a shard (bounded concurrency) and store the raw documents in S3."""
+    wave, number = shard["wave"], int(shard["shard"])
+    targets = load_plan(run).waves[wave][number]
+    with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
+        docs = list(pool.map(lambda t: collect_target(run.members.get, t.as_dict(), run.cfg.collect), targets))
+    uri = run.put(run.key("raw", wave, number), docs)
+    return {
+        "wave": wave,
+        "shard": number,
+        "targets": len(docs),
+        "nodes": sum(len(d["instance_information"]) for d in docs),
+        "unreachable": sum(1 for d in docs if d["status"] == "UNREACHABLE"),
+        "warnings": sum(len(d["warnings"]) for d in docs),
+        "raw_uri": uri,
+    }
+
+
+def final_gate(run: RunContext, totals: dict[str, Any]) -> str:
+    """Fail the run (after everything was published) when too many targets were unreachable or a wave was held.
+    Returns a one-line verdict; raises RuntimeError with every reason otherwise."""
+    reasons = []
+    targets = int(totals.get("targets") or 0)
+    unreachable = int(totals.get("unreachable_targets") or 0)
+    ratio = unreachable / targets if targets else 0.0
+    limit = run.cfg.thresholds.max_unreachable_ratio
+    if ratio > limit:
+        reasons.append(
+            f"{unreachable} of {targets} account-regions unreachable ({ratio:.0%}), above "
+            f"thresholds.max_unreachable_ratio {limit:.0%}; see the unreachable list in the report"
+        )
+    for key in list_keys(run.hub, run.bucket, run.prefix("gate")):
+        decision = run.get(key)
+        if decision.get("held"):
+            reasons.append(decision["reason"])
+    if reasons:
+        raise RuntimeError("; ".join(reasons))
+    return f"ok: {unreachable} of {targets} account-regions unreachable ({ratio:.0%} <= {limit:.0%})"

@@ -1,0 +1,114 @@
+"""ShardCommandsSensor: wait until every command of a shard is terminal, then record every invocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from include.patch_compliance.runtime import RunContext
+from include.patch_compliance.ui.links import PATCH_COMPLIANCE_LINKS, XCOM_SSM_COMMAND, ssm_command_url
+from include.patch_compliance.wait.status import failure_ratio, outcome_records, shard_progress
+from include.patch_compliance.wait.trigger import ShardCommandsTrigger
+
+
+def deadline_for(scan_records: list[dict[str, Any]], timeout_seconds: int) -> datetime:
+    """The wait ends ``timeout_seconds`` after the shard's first command was sent (derived, so a rescheduled
+    or retried sensor keeps the same deadline)."""
+    sent = [datetime.fromisoformat(r["sent_at"]) for r in scan_records if r.get("sent_at")]
+    start = min(sent) if sent else datetime.now(UTC)
+    return start + timedelta(seconds=timeout_seconds)
+
+
+class ShardCommandsSensor(BaseSensorOperator):
+    """Wait for this run's SSM commands in one shard, without holding a worker slot (deferrable, or reschedule
+    mode as the fallback). Failed, undeliverable or timed-out nodes do not fail the task: they are data for the
+    report. At the configured timeout the wait stops and unfinished invocations are recorded as such.
+
+    :param shard: the shard reference from the plan: ``{"wave", "shard", "label", "targets"}``.
+    :param deferrable: hand the wait to the triggerer; ``None`` takes ``scan.wait.deferrable`` from the config.
+    """
+
+    operator_extra_links = PATCH_COMPLIANCE_LINKS
+    ui_color = "#f5ecd8"
+
+    def __init__(self, *, shard: dict[str, Any], deferrable: bool = True, **kwargs) -> None:
+        kwargs.setdefault("mode", "poke" if deferrable else "reschedule")
+        # Our own deadline ends the wait gracefully; Airflow's sensor timeout is only a backstop.
+        kwargs.setdefault("timeout", 8 * 24 * 3600)
+        super().__init__(**kwargs)
+        self.shard = shard
+        self.deferrable = deferrable
+
+    def _load(self, context: Any) -> tuple[RunContext, list[dict[str, Any]]]:
+        context["pc_label"] = self.shard.get("label", "")
+        run = RunContext.from_airflow(context)
+        self.poke_interval = run.cfg.scan.wait.poke_interval_seconds
+        return run, run.get(run.key("scan", self.shard["wave"], int(self.shard["shard"])))
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run, records = self._load(context)
+        deadline = deadline_for(records, run.cfg.scan.wait.timeout_seconds)
+        progress = shard_progress(run.members.get, records)
+        if progress.done:
+            return self._finish(context, run, records, None)
+        if datetime.now(UTC) >= deadline:
+            return self._finish(context, run, records, self._timeout_text(run))
+        if self.deferrable:
+            self.defer(
+                trigger=ShardCommandsTrigger(
+                    scan_records=[{"target": r["target"], "commands": r["commands"]} for r in records],
+                    access=run.cfg.access.model_dump(),
+                    session_name=run.session_name,
+                    poke_interval=float(self.poke_interval),
+                    deadline=deadline.isoformat(),
+                ),
+                method_name="execute_complete",
+            )
+        super().execute(context)  # reschedule mode: poke() until done or the deadline
+        timed_out = datetime.now(UTC) >= deadline and not shard_progress(run.members.get, records).done
+        return self._finish(context, run, records, self._timeout_text(run) if timed_out else None)
+
+    def poke(self, context: Any) -> bool:
+        run, records = self._load(context)
+        if datetime.now(UTC) >= deadline_for(records, run.cfg.scan.wait.timeout_seconds):
+            return True
+        progress = shard_progress(run.members.get, records)
+        self.log.info("%d of %d commands terminal", progress.finished, progress.commands)
+        return progress.done
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        run, records = self._load(context)
+        if event.get("status") not in ("done", "timeout"):
+            raise RuntimeError(f"wait trigger ended with {event!r}")
+        return self._finish(context, run, records, self._timeout_text(run) if event["status"] == "timeout" else None)
+
+    @staticmethod
+    def _timeout_text(run: RunContext) -> str:
+        return f"still running when the wait timed out after {run.cfg.scan.wait.timeout_seconds} s"
+
+    def _finish(self, context: Any, run: RunContext, records: list[dict], wait_error: str | None) -> dict[str, Any]:
+        wave, shard = self.shard["wave"], int(self.shard["shard"])
+        outcomes = outcome_records(run.members.get, records, wait_error)
+        run.put(run.key("commands", wave, shard), outcomes)
+        ratio, failed, total = failure_ratio(outcomes)
+        by_details: dict[str, int] = {}
+        for o in outcomes:
+            if o.get("instance_id"):
+                by_details[o.get("status_details") or "unknown"] = (
+                    by_details.get(o.get("status_details") or "unknown", 0) + 1
+                )
+        self.log.info("shard %s/%s: %d invocations, %d not successful %s", wave, shard, total, failed, by_details)
+        first = next(((o["region"], o["command_id"]) for o in outcomes if o.get("command_id")), None)
+        if first:
+            context["ti"].xcom_push(key=XCOM_SSM_COMMAND, value=ssm_command_url(*first))
+        return {
+            "wave": wave,
+            "shard": shard,
+            "invocations": total,
+            "failed": failed,
+            "failure_ratio": ratio,
+            "by_status": by_details,
+            "timed_out": wait_error is not None,
+        }

@@ -1,0 +1,102 @@
+"""Local wiring shared by `make demo` and `make airflow`: environment, emulator process, reports bucket."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_env(port: int, airflow_home: Path) -> dict[str, str]:
+    """Airflow on SQLite in ``airflow_home``, every AWS call to the emulator through standard configuration."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers (airflow.md §2.9)
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}),
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
+    return env
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_sandbox/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return json.load(resp)
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the emulator at {url} was not ready after {timeout:.0f} s")
+
+
+@contextmanager
+def sandbox(port: int, env: dict[str, str], *, profile: str = "small", time_scale: float = 120.0, log: Path):
+    """Start the emulator as a child process, wait for its health check, stop it on exit."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--profile",
+                profile,
+                "--time-scale",
+                str(time_scale),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}")
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def ensure_bucket(bucket: str) -> None:
+    """The reports bucket exists in real AWS already; the emulator starts empty."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except s3.exceptions.ClientError:
+        s3.create_bucket(Bucket=bucket)
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
