@@ -1,0 +1,95 @@
+"""The summary.json contract (docs/architecture.md) as the page reads it: validated, so a bad file gives a message
+naming the field instead of a template error. Unknown keys are ignored (newer producers may add some)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Count = Annotated[int, Field(ge=0)]
+# compliant_pct is a percentage 0..100; null when there is nothing to divide by (no nodes).
+Pct = Annotated[float, Field(ge=0, le=100)] | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Totals(_Model):
+    nodes: Count
+    compliant: Count
+    non_compliant: Count
+    unknown: Count
+    compliant_pct: Pct
+    unreachable_targets: Count
+    targets: Count
+    sla_breaches: Count
+    coverage: dict[str, Count]
+    severity: dict[str, Count]
+
+
+class OuRow(_Model):
+    ou_id: str | None = None
+    ou_path: str
+    nodes: Count
+    compliant: Count
+    non_compliant: Count
+    compliant_pct: Pct
+
+
+class AccountRow(_Model):
+    account_id: str
+    account_name: str | None = None
+    ou_path: str | None = None
+    region: str | None = None
+    nodes: Count
+    non_compliant: Count
+    compliant_pct: Pct
+
+
+class TrendRow(_Model):
+    run_id: str
+    snapshot_date: str
+    nodes: Count
+    compliant_pct: Pct
+
+
+class SecurityHubCounts(_Model):
+    created: Count = 0
+    updated: Count = 0
+    resolved: Count = 0
+    failed: Count = 0
+
+
+class Summary(_Model):
+    run_id: str
+    dag_id: str
+    snapshot_date: str
+    generated_at: str
+    report_url: str | None = None
+    totals: Totals
+    by_ou: list[OuRow]
+    worst_accounts: list[AccountRow]
+    trend: list[TrendRow]
+    security_hub: SecurityHubCounts | None = None
+    tables: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def coverage_gaps(self) -> int:
+        """Nodes whose patch state is not a fresh scan (every coverage status except SCANNED)."""
+        return sum(n for status, n in self.totals.coverage.items() if status != "SCANNED")
+
+
+class InvalidSummary(ValueError):
+    """summary.json does not follow the contract; the message names each bad field."""
+
+
+def parse_summary(data: Any) -> Summary:
+    try:
+        return Summary.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()[:8]
+        )
+        raise InvalidSummary(f"summary.json does not follow the contract in docs/architecture.md: {problems}") from None
