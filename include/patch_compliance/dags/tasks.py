@@ -76,3 +76,9 @@ def final_gate(report: dict[str, Any]) -> str:
     verdict = body.final_gate(run, report.get("totals", {}))
     log.info(verdict)
     return verdict
+
+
+@task(task_id="shards")
+def all_shards(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every shard of every wave, flattened: collection needs no wave order."""
+    return [ref for refs in plan["waves"].values() for ref in refs]

@@ -63,3 +63,12 @@ def publish_chain(upstream: list[Any]) -> Any:
     upstream >> report >> findings >> gate
     upstream >> gate
     return gate
+
+
+def collect_only(plan: Any) -> Any:
+    """discover → collect every shard (no command is sent) → publish chain."""
+    go = tasks.proceed()
+    refs = tasks.all_shards(plan)
+    plan >> go >> refs
+    collected = tasks.collect.expand(shard=refs)
+    return publish_chain([collected])
