@@ -1,0 +1,66 @@
+"""The ``compliance_items`` table from ListComplianceItems (Patch and Association types, aws_domain §1.7)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from include.patch_compliance.transform.normalise import (
+    blank_to_null,
+    normalise_states,
+    parse_time_strings,
+    split_cves,
+)
+from include.patch_compliance.transform.raw import COMPLIANCE_ITEM, keyed_items
+
+
+def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.DataFrame:
+    table = keyed_items(raw_docs, "compliance_items", COMPLIANCE_ITEM).flatten()
+
+    def col(name: str) -> pd.Series:
+        return pd.Series(blank_to_null(table.column(name)), dtype=pd.ArrowDtype(pa.string()))
+
+    status = blank_to_null(table.column("Status"))  # '' for Windows not-applicable items (aws_domain §1.7)
+    frame = pd.DataFrame(
+        {
+            "t": table.column("t").to_numpy(),
+            # The dict key is the node we asked about; ResourceId repeats it and wins only if the key is blank.
+            "instance_id": pd.Series(
+                pc.coalesce(blank_to_null(table.column("instance_id")), blank_to_null(table.column("ResourceId"))),
+                dtype=pd.ArrowDtype(pa.string()),
+            ),
+            "compliance_type": col("ComplianceType"),
+            "item_id": col("Id"),
+            "title": col("Title"),
+            "status": pd.Series(pc.utf8_upper(status), dtype=pd.ArrowDtype(pa.string())),
+            "severity": pd.Series(
+                pc.utf8_upper(blank_to_null(table.column("Severity"))), dtype=pd.ArrowDtype(pa.string())
+            ),
+            "patch_state": pd.Series(
+                normalise_states(table.column("Details.PatchState")), dtype=pd.ArrowDtype(pa.string())
+            ),
+            "classification": col("Details.Classification"),
+            "patch_severity": col("Details.PatchSeverity"),
+            "patch_baseline_id": col("Details.PatchBaselineId"),
+            "patch_group": col("Details.PatchGroup"),
+            "document_name": col("Details.DocumentName"),
+            "cve_ids": pd.Series(
+                split_cves(table.column("Details.CVEIds")), dtype=pd.ArrowDtype(pa.list_(pa.string()))
+            ),
+            "installed_time": pd.Series(
+                parse_time_strings(table.column("Details.InstalledTime")),
+                dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
+            ),
+            "execution_id": col("ExecutionSummary.ExecutionId"),
+            "execution_type": col("ExecutionSummary.ExecutionType"),
+            "execution_time": pd.Series(
+                parse_time_strings(table.column("ExecutionSummary.ExecutionTime")),
+                dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
+            ),
+        }
+    )
+    target_cols = targets.iloc[frame["t"].to_numpy()].reset_index(drop=True)
+    for name in ("ou_id", "ou_path", "account_id", "account_name", "region"):
+        frame[name] = pd.Series(target_cols[name].to_numpy(), dtype=pd.ArrowDtype(pa.string()))
+    return frame

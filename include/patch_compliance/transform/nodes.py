@@ -1,0 +1,213 @@
+"""The ``nodes`` table: one row per node (and per unreachable target) with compliance and coverage.
+
+Coverage precedence (first match wins; docs/data-contract.md):
+UNREACHABLE (target could not be collected) > UNMANAGED (running EC2 instance absent from
+DescribeInstanceInformation) > OFFLINE (PingStatus ConnectionLost/Inactive, or this run's invocation
+Undeliverable) > SCAN_FAILED (this run's invocation Failed / timed out / cancelled ...) > NOT_SCANNED (managed, no
+patch state) > STALE (patch state older than stale_after_days) > SCANNED.
+
+Compliance: NON_COMPLIANT if any non-compliant count is > 0 (aws_domain §1.3, §1.5), COMPLIANT if a patch state
+exists and all are 0, UNKNOWN otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from include.patch_compliance.transform.commands import OFFLINE_OUTCOMES, SCAN_FAILED_OUTCOMES
+from include.patch_compliance.transform.normalise import blank_to_null, parse_time_strings, whole_days_since
+from include.patch_compliance.transform.raw import EC2_INSTANCE, INSTANCE_INFORMATION, PATCH_STATE, list_items
+from include.patch_compliance.transform.schema import SEVERITIES, TS
+
+NON_COMPLIANT_COUNTS = (
+    "critical_non_compliant_count",
+    "security_non_compliant_count",
+    "other_non_compliant_count",
+    "missing_count",
+    "failed_count",
+    "installed_pending_reboot_count",
+    "installed_rejected_count",
+)
+_STATE_COLUMNS = {
+    "PatchGroup": "patch_group",
+    "BaselineId": "baseline_id",
+    "CriticalNonCompliantCount": "critical_non_compliant_count",
+    "SecurityNonCompliantCount": "security_non_compliant_count",
+    "OtherNonCompliantCount": "other_non_compliant_count",
+    "MissingCount": "missing_count",
+    "FailedCount": "failed_count",
+    "InstalledPendingRebootCount": "installed_pending_reboot_count",
+    "InstalledRejectedCount": "installed_rejected_count",
+    "InstalledCount": "installed_count",
+    "InstalledOtherCount": "installed_other_count",
+    "NotApplicableCount": "not_applicable_count",
+    "AvailableSecurityUpdateCount": "available_security_update_count",
+    "Operation": "last_operation",
+}
+OFFLINE_PING = ("ConnectionLost", "Inactive")
+_S = pd.ArrowDtype(pa.string())
+
+
+def _s(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(arr, dtype=pd.ArrowDtype(arr.type))
+
+
+def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
+    """DescribeInstancePatchStates items per (t, instance_id); the newest OperationEndTime wins on duplicates."""
+    table = list_items(raw_docs, "patch_states", PATCH_STATE)
+    frame = pd.DataFrame(
+        {"t": table.column("t").to_numpy(), "instance_id": _s(blank_to_null(table.column("InstanceId")))}
+    )
+    for src, dst in _STATE_COLUMNS.items():
+        col = table.column(src)
+        frame[dst] = _s(blank_to_null(col) if pa.types.is_string(col.type) else col.combine_chunks())
+    frame["last_scan_time"] = _s(parse_time_strings(table.column("OperationEndTime")))
+    frame["has_patch_state"] = True
+    frame = frame[frame["instance_id"].notna()]
+    frame = frame.sort_values(["t", "instance_id", "last_scan_time"], na_position="first")
+    return frame.drop_duplicates(["t", "instance_id"], keep="last")
+
+
+def _managed_frame(raw_docs: list[dict]) -> pd.DataFrame:
+    table = list_items(raw_docs, "instance_information", INSTANCE_INFORMATION)
+    frame = pd.DataFrame(
+        {
+            "t": table.column("t").to_numpy(),
+            "instance_id": _s(blank_to_null(table.column("InstanceId"))),
+            "ping_status": _s(blank_to_null(table.column("PingStatus"))),
+            "last_ping_time": _s(parse_time_strings(table.column("LastPingDateTime"))),
+            "agent_version": _s(blank_to_null(table.column("AgentVersion"))),
+            "platform_type": _s(blank_to_null(table.column("PlatformType"))),
+            "platform_name": _s(blank_to_null(table.column("PlatformName"))),
+            "platform_version": _s(blank_to_null(table.column("PlatformVersion"))),
+            "resource_type": _s(blank_to_null(table.column("ResourceType"))),
+            "_info_name": _s(
+                pc.coalesce(blank_to_null(table.column("ComputerName")), blank_to_null(table.column("Name")))
+            ),
+        }
+    )
+    frame = frame[frame["instance_id"].notna()].drop_duplicates(["t", "instance_id"], keep="first")
+    frame["managed"] = True
+    return frame
+
+
+def _ec2_frame(raw_docs: list[dict]) -> pd.DataFrame:
+    table = list_items(raw_docs, "ec2_instances", EC2_INSTANCE)
+    tags = table.column("Tags").combine_chunks()
+    flat_tags = pc.list_flatten(tags)
+    owners = pc.list_parent_indices(tags)
+    is_name = pc.fill_null(pc.equal(pc.struct_field(flat_tags, "Key"), "Name"), False)
+    name = pa.nulls(len(table), type=pa.string())
+    if len(flat_tags):
+        name_values = pc.struct_field(flat_tags, "Value").filter(is_name)
+        name_owner = owners.filter(is_name).to_numpy()
+        names = np.full(len(table), None, dtype=object)
+        names[name_owner] = name_values.to_numpy(zero_copy_only=False)
+        name = pa.array(names, type=pa.string())
+    frame = pd.DataFrame(
+        {
+            "t": table.column("t").to_numpy(),
+            "instance_id": _s(blank_to_null(table.column("InstanceId"))),
+            "ec2_state": _s(blank_to_null(pc.struct_field(table.column("State").combine_chunks(), "Name"))),
+            "_ec2_name": _s(blank_to_null(name)),
+            "_ec2_platform": _s(blank_to_null(table.column("PlatformDetails"))),
+        }
+    )
+    return frame[frame["instance_id"].notna()].drop_duplicates(["t", "instance_id"], keep="first")
+
+
+def node_rows(
+    raw_docs: list[dict],
+    targets: pd.DataFrame,
+    states: pd.DataFrame,
+    invocations: pd.DataFrame,
+    patches: pd.DataFrame,
+    *,
+    now: datetime,
+    stale_after_days: int,
+) -> pd.DataFrame:
+    managed = _managed_frame(raw_docs)
+    ec2 = _ec2_frame(raw_docs)
+    # UNMANAGED: running EC2 instances that DescribeInstanceInformation does not list (it omits stopped and
+    # terminated nodes, aws_domain §1.6, so only running ones are expected to be managed).
+    running = ec2[ec2["ec2_state"] == "running"][["t", "instance_id"]]
+    known = managed[["t", "instance_id"]].assign(_known=True)
+    unmanaged = running.merge(known, on=["t", "instance_id"], how="left")
+    unmanaged = unmanaged[unmanaged["_known"].isna()].drop(columns="_known").assign(managed=False)
+    frame = pd.concat([managed, unmanaged], ignore_index=True)
+    frame = frame.merge(ec2, on=["t", "instance_id"], how="left")
+    frame["instance_name"] = frame["_info_name"].fillna(frame["_ec2_name"])
+    frame["platform_name"] = frame["platform_name"].fillna(frame["_ec2_platform"])
+    frame = frame.merge(states, on=["t", "instance_id"], how="left")
+
+    # One row per unreachable target (null instance_id) so rollups count it.
+    down = targets.index[targets["target_status"] == "UNREACHABLE"].to_numpy()
+    frame = pd.concat([frame, pd.DataFrame({"t": down, "managed": False})], ignore_index=True)
+
+    target_cols = targets.iloc[frame["t"].to_numpy()].reset_index(drop=True)
+    for name in targets.columns:
+        frame[name] = target_cols[name].to_numpy()
+        frame[name] = frame[name].astype(_S)
+    frame = frame.merge(invocations, on=["account_id", "region", "instance_id"], how="left")
+    frame = _with_patch_aggregates(frame, patches)
+    return _classify(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
+
+
+def _with_patch_aggregates(frame: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
+    if len(patches):
+        rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITIES)}).astype("int64")
+        grouped = patches.assign(_rank=rank, _breach=patches["sla_breached"].astype("int64")).groupby(
+            ["t", "instance_id"], sort=False, observed=True
+        )
+        agg = grouped.agg(
+            _min_rank=("_rank", "min"), non_compliant_patches=("_rank", "size"), sla_breaches=("_breach", "sum")
+        )
+        agg = agg.reset_index()
+        agg["highest_missing_severity"] = np.asarray(SEVERITIES, dtype=object)[agg["_min_rank"].to_numpy()]
+        frame = frame.merge(agg.drop(columns="_min_rank"), on=["t", "instance_id"], how="left")
+    else:
+        frame["non_compliant_patches"] = np.nan
+        frame["sla_breaches"] = np.nan
+        frame["highest_missing_severity"] = None
+    has_state = frame["has_patch_state"].fillna(False).astype(bool)
+    for name in ("non_compliant_patches", "sla_breaches"):
+        # 0 for nodes with a patch state and nothing non-compliant; null where nothing is known.
+        values = frame[name].astype("Float64")
+        frame[name] = values.where(values.notna() | ~has_state, 0).astype("Int64")
+    return frame
+
+
+def _flag(series: pd.Series) -> np.ndarray:
+    return series.fillna(False).astype(bool).to_numpy()
+
+
+def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+    has_state = _flag(frame["has_patch_state"])
+    counts = frame[list(NON_COMPLIANT_COUNTS)].astype("Int64").fillna(0).to_numpy()
+    non_compliant = (counts > 0).any(axis=1)
+    frame["compliance_status"] = np.select(
+        [non_compliant, has_state], ["NON_COMPLIANT", "COMPLIANT"], default="UNKNOWN"
+    )
+
+    age = whole_days_since(now, frame["last_scan_time"])
+    frame["scan_age_days"] = pd.Series(age, dtype=pd.ArrowDtype(age.type), index=frame.index)
+    cutoff = pa.scalar(now - pd.Timedelta(days=stale_after_days), type=TS)
+    stale = pc.fill_null(pc.less(pa.array(frame["last_scan_time"]).cast(TS), cutoff), False).to_numpy(
+        zero_copy_only=False
+    )
+    outcome = frame["outcome"].astype(object)
+    offline = _flag(frame["ping_status"].isin(OFFLINE_PING)) | _flag(outcome.isin(OFFLINE_OUTCOMES))
+    failed = _flag(outcome.isin(SCAN_FAILED_OUTCOMES))
+    unreachable = (frame["target_status"] == "UNREACHABLE").to_numpy()
+    unmanaged = ~_flag(frame["managed"]) & ~unreachable
+    frame["coverage_status"] = np.select(
+        [unreachable, unmanaged, offline, failed, ~has_state, stale],
+        ["UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE"],
+        default="SCANNED",
+    )
+    return frame

@@ -1,0 +1,315 @@
+"""THE single source of truth for report tables: columns, Arrow types, sort order, value vocabularies.
+
+Every table leaves ``build_tables`` through :func:`conform` (exact columns, pyarrow-backed dtypes, sorted rows),
+the Parquet writer derives its schema from here, and a test keeps ``include/athena/*.sql`` and
+``docs/data-contract.md`` in agreement with this module.
+
+``snapshot_date`` is a column of every in-memory table, but in S3 it is the Hive partition key
+(``<table>/snapshot_date=YYYY-MM-DD/run=<safe run id>/part-0.parquet``), so it is not stored inside the files;
+``run`` (the safe run id) exists only in the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+STR = pa.string()
+I64 = pa.int64()
+F64 = pa.float64()
+BOOL = pa.bool_()
+TS = pa.timestamp("us", tz="UTC")
+DATE = pa.date32()
+STR_LIST = pa.list_(pa.string())
+
+# Vocabularies ---------------------------------------------------------------------------------------------------
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # most to least severe
+COMPLIANCE_STATUSES = ("COMPLIANT", "NON_COMPLIANT", "UNKNOWN")
+# In precedence order: the first that applies wins (docs/data-contract.md, "Coverage status").
+COVERAGE_STATUSES = ("UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE", "SCANNED")
+PATCH_STATES = (
+    "INSTALLED",
+    "INSTALLED_OTHER",
+    "INSTALLED_PENDING_REBOOT",
+    "INSTALLED_REJECTED",
+    "MISSING",
+    "NOT_APPLICABLE",
+    "FAILED",
+    "AVAILABLE_SECURITY_UPDATE",
+)
+# States that make a node Non-Compliant (aws_domain §1.5); these are the rows of the patches table.
+NON_COMPLIANT_STATES = ("FAILED", "MISSING", "INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT")
+DELTA_CHANGES = ("NEWLY_NON_COMPLIANT", "REMEDIATED", "NEW_MISSING_PATCH", "CLOSED_PATCH")
+
+# Vendor severity (DescribeInstancePatches.Severity, lower-cased) -> normalised label. Anything else, including
+# empty strings (InstalledOther/NotApplicable rows, aws_domain §1.4), is UNSPECIFIED.
+VENDOR_SEVERITY = {
+    "critical": "CRITICAL",
+    "urgent": "CRITICAL",
+    "important": "HIGH",
+    "high": "HIGH",
+    "moderate": "MEDIUM",
+    "medium": "MEDIUM",
+    "low": "LOW",
+    "negligible": "INFORMATIONAL",
+    "informational": "INFORMATIONAL",
+    "none": "INFORMATIONAL",
+    "unspecified": "UNSPECIFIED",
+}
+
+ATHENA_TYPES = {
+    STR: "string",
+    I64: "bigint",
+    F64: "double",
+    BOOL: "boolean",
+    TS: "timestamp",
+    DATE: "date",
+    STR_LIST: "array<string>",
+}
+PARTITION_COLUMN = "snapshot_date"
+# Athena projects the date partition as a string 'YYYY-MM-DD' (partition projection, type date).
+ATHENA_PARTITION_TYPE = "string"
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    sort_by: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def arrow(self, *, with_partition: bool = True) -> pa.Schema:
+        return pa.schema([pa.field(n, t) for n, t in self.columns if with_partition or n != PARTITION_COLUMN])
+
+    def dtypes(self) -> dict[str, pd.ArrowDtype]:
+        return {name: pd.ArrowDtype(typ) for name, typ in self.columns}
+
+
+def _cols(*groups: tuple[tuple[str, pa.DataType], ...]) -> tuple[tuple[str, pa.DataType], ...]:
+    return tuple(col for group in groups for col in group)
+
+
+RUN = (("run_id", STR), ("dag_id", STR), ("snapshot_date", DATE))
+TARGET = (("ou_id", STR), ("ou_path", STR), ("account_id", STR), ("account_name", STR), ("region", STR))
+
+NODES = TableSchema(
+    "nodes",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("wave", STR),
+            ("target_status", STR),
+            ("target_error", STR),
+            ("instance_id", STR),
+            ("instance_name", STR),
+            ("resource_type", STR),
+            ("platform_type", STR),
+            ("platform_name", STR),
+            ("platform_version", STR),
+            ("agent_version", STR),
+            ("ping_status", STR),
+            ("last_ping_time", TS),
+            ("ec2_state", STR),
+            ("patch_group", STR),
+            ("baseline_id", STR),
+            ("compliance_status", STR),
+            ("coverage_status", STR),
+            ("critical_non_compliant_count", I64),
+            ("security_non_compliant_count", I64),
+            ("other_non_compliant_count", I64),
+            ("missing_count", I64),
+            ("failed_count", I64),
+            ("installed_pending_reboot_count", I64),
+            ("installed_rejected_count", I64),
+            ("installed_count", I64),
+            ("installed_other_count", I64),
+            ("not_applicable_count", I64),
+            ("available_security_update_count", I64),
+            ("last_operation", STR),
+            ("last_scan_time", TS),
+            ("scan_age_days", I64),
+            ("command_id", STR),
+            ("invocation_status", STR),
+            ("invocation_status_details", STR),
+            ("highest_missing_severity", STR),
+            ("non_compliant_patches", I64),
+            ("sla_breaches", I64),
+        ),
+    ),
+    sort_by=("ou_path", "account_id", "region", "instance_id"),
+)
+
+PATCHES = TableSchema(
+    "patches",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("instance_id", STR),
+            ("kb_id", STR),
+            ("title", STR),
+            ("classification", STR),
+            ("vendor_severity", STR),
+            ("severity", STR),
+            ("state", STR),
+            ("cve_ids", STR_LIST),
+            ("installed_time", TS),
+            ("first_seen", TS),
+            ("age_days", I64),
+            ("sla_days", I64),
+            ("sla_due", TS),
+            ("sla_breached", BOOL),
+        ),
+    ),
+    sort_by=("account_id", "region", "instance_id", "kb_id", "title"),
+)
+
+ACCOUNTS = TableSchema(
+    "accounts",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("nodes", I64),
+            ("compliant", I64),
+            ("non_compliant", I64),
+            ("unknown", I64),
+            ("compliant_pct", F64),
+            ("unreachable_targets", I64),
+            *((f"coverage_{c.lower()}", I64) for c in COVERAGE_STATUSES if c != "UNREACHABLE"),
+            *((f"missing_{s.lower()}", I64) for s in SEVERITIES),
+            ("sla_breaches", I64),
+        ),
+    ),
+    sort_by=("ou_path", "account_id", "region"),
+)
+
+COMMANDS = TableSchema(
+    "commands",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("wave", STR),
+            ("command_id", STR),
+            ("command_status", STR),
+            ("command_status_details", STR),
+            ("instance_id", STR),
+            ("status", STR),
+            ("status_details", STR),
+            ("outcome", STR),
+            ("response_code", I64),
+            ("requested_at", TS),
+            ("started_at", TS),
+            ("finished_at", TS),
+            ("error", STR),
+        ),
+    ),
+    sort_by=("account_id", "region", "command_id", "instance_id", "requested_at"),
+)
+
+COMPLIANCE_ITEMS = TableSchema(
+    "compliance_items",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("instance_id", STR),
+            ("compliance_type", STR),
+            ("item_id", STR),
+            ("title", STR),
+            ("status", STR),
+            ("severity", STR),
+            ("patch_state", STR),
+            ("classification", STR),
+            ("patch_severity", STR),
+            ("patch_baseline_id", STR),
+            ("patch_group", STR),
+            ("document_name", STR),
+            ("cve_ids", STR_LIST),
+            ("installed_time", TS),
+            ("execution_id", STR),
+            ("execution_type", STR),
+            ("execution_time", TS),
+        ),
+    ),
+    sort_by=("account_id", "region", "instance_id", "compliance_type", "item_id", "title"),
+)
+
+DELTA = TableSchema(
+    "delta",
+    _cols(
+        RUN,
+        (
+            ("previous_run_id", STR),
+            ("change", STR),
+        ),
+        TARGET,
+        (
+            ("instance_id", STR),
+            ("kb_id", STR),
+            ("title", STR),
+            ("severity", STR),
+            ("previous_status", STR),
+            ("current_status", STR),
+        ),
+    ),
+    sort_by=("change", "account_id", "region", "instance_id", "kb_id", "title"),
+)
+
+FLEET_DAILY = TableSchema(
+    "fleet_daily",
+    (
+        ("snapshot_date", DATE),
+        ("ou_id", STR),
+        ("ou_path", STR),
+        ("run_id", STR),
+        ("nodes", I64),
+        ("compliant", I64),
+        ("compliant_pct", F64),
+        ("sla_breaches", I64),
+    ),
+    sort_by=("snapshot_date", "ou_path", "ou_id"),
+)
+
+# Tables written per run by publish_reports, in write order.
+RUN_TABLES: dict[str, TableSchema] = {t.name: t for t in (NODES, PATCHES, ACCOUNTS, COMMANDS, COMPLIANCE_ITEMS, DELTA)}
+ALL_TABLES: dict[str, TableSchema] = {**RUN_TABLES, FLEET_DAILY.name: FLEET_DAILY}
+
+
+def athena_type(arrow_type: pa.DataType) -> str:
+    try:
+        return ATHENA_TYPES[arrow_type]
+    except KeyError:
+        raise ValueError(f"no Athena type for Arrow type {arrow_type}; add it to ATHENA_TYPES") from None
+
+
+def empty_frame(table: TableSchema) -> pd.DataFrame:
+    return table.arrow().empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def conform(frame: pd.DataFrame, table: TableSchema) -> pd.DataFrame:
+    """Exactly the table's columns, in order, as pyarrow-backed dtypes, rows sorted by the table's sort key.
+
+    Raises ValueError naming missing columns (a bug in the builder, not bad input)."""
+    missing = [n for n in table.names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"table {table.name}: missing columns {missing}")
+    arrow = pa.Table.from_pandas(frame[table.names], preserve_index=False)
+    arrow = arrow.cast(table.arrow())
+    if arrow.num_rows:
+        arrow = arrow.sort_by([(c, "ascending") for c in table.sort_by])
+    return arrow.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def to_arrow(frame: pd.DataFrame, table: TableSchema, *, with_partition: bool = True) -> pa.Table:
+    """The frame as an Arrow table with the documented schema and no pandas metadata (stable bytes)."""
+    names = [n for n in table.names if with_partition or n != PARTITION_COLUMN]
+    arrow = pa.Table.from_pandas(frame[names], preserve_index=False).cast(table.arrow(with_partition=with_partition))
+    return arrow.replace_schema_metadata(None)

@@ -1,0 +1,72 @@
+"""Value normalisation quirks (aws_domain §1.4, §1.5, §1.7) on Arrow arrays."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from include.patch_compliance.transform import normalise
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Installed", "INSTALLED"),
+        ("InstalledOther", "INSTALLED_OTHER"),
+        ("InstalledPendingReboot", "INSTALLED_PENDING_REBOOT"),
+        ("InstalledRejected", "INSTALLED_REJECTED"),
+        ("Missing", "MISSING"),
+        ("NotApplicable", "NOT_APPLICABLE"),
+        ("Not Applicable", "NOT_APPLICABLE"),
+        ("AvailableSecurityUpdate", "AVAILABLE_SECURITY_UPDATE"),
+        ("INSTALLED_PENDING_REBOOT", "INSTALLED_PENDING_REBOOT"),
+        ("FAILED", "FAILED"),
+        ("", None),
+    ],
+)
+def test_patch_state_camel_and_upper_snake_spellings_agree_aws_domain_1_4(raw, expected):
+    assert normalise.patch_state(raw) == expected
+    assert normalise.normalise_states(pa.array([raw, None])).to_pylist() == [expected, None]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "label"),
+    [
+        ("Critical", "CRITICAL"),
+        ("Important", "HIGH"),
+        ("High", "HIGH"),
+        ("Moderate", "MEDIUM"),
+        ("Medium", "MEDIUM"),
+        ("low", "LOW"),
+        ("Informational", "INFORMATIONAL"),
+        ("Unspecified", "UNSPECIFIED"),
+        ("", "UNSPECIFIED"),
+        (None, "UNSPECIFIED"),
+        ("Optional", "UNSPECIFIED"),
+    ],
+)
+def test_vendor_severity_mapping(vendor, label):
+    assert normalise.normalise_severity(pa.array([vendor], type=pa.string())).to_pylist() == [label]
+
+
+def test_blank_strings_become_null():
+    assert normalise.blank_to_null(pa.array(["", "  ", "x ", None])).to_pylist() == [None, None, "x", None]
+
+
+def test_cve_string_becomes_list():
+    got = normalise.split_cves(pa.array(["CVE-1,CVE-2", " CVE-3 , CVE-4,", "", None, "CVE-5"])).to_pylist()
+    assert got == [["CVE-1", "CVE-2"], ["CVE-3", "CVE-4"], [], [], ["CVE-5"]]
+
+
+def test_epoch_zero_and_empty_times_become_null_aws_domain_1_4():
+    got = normalise.parse_time_strings(
+        pa.array(["1970-01-01T00:00:00+00:00", "1970-01-01T00:00:00Z", "", None, "2026-11-29T01:02:03+00:00"])
+    ).to_pylist()
+    assert got[:4] == [None, None, None, None]
+    assert got[4].isoformat() == "2026-11-29T01:02:03+00:00"
+
+
+def test_epoch_seconds_are_accepted_and_zero_is_null():
+    got = normalise.parse_times(pa.array([0.0, 1764378123.0], type=pa.float64())).to_pylist()
+    assert got[0] is None
+    assert got[1].year == 2025
