@@ -49,7 +49,10 @@ def wave_gate(run: RunContext, wave: str, previous: str | None, operation: str) 
     invocation failure ratio is at most ``scan.install_max_failure_ratio``. The decision is stored for the final
     gate, which fails the run after the reports are out."""
     decision: dict[str, Any] = {"wave": wave, "previous": previous, "operation": operation, "held": False}
-    if operation == "Install" and previous is not None:
+    earlier = _gate_decision(run, previous) if previous else None
+    if earlier and earlier.get("held"):
+        decision.update(held=True, reason=f"wave {wave!r} held because wave {previous!r} was held")
+    elif operation == "Install" and previous is not None:
         ratio, failed, total = failure_ratio(read_records(run, "commands", previous))
         limit = run.cfg.scan.install_max_failure_ratio
         decision.update(failure_ratio=ratio, failed=failed, invocations=total, limit=limit, held=ratio > limit)
@@ -60,6 +63,11 @@ def wave_gate(run: RunContext, wave: str, previous: str | None, operation: str) 
             )
     run.put(run.key("gate", wave), decision)
     return decision
+
+
+def _gate_decision(run: RunContext, wave: str) -> dict[str, Any] | None:
+    key = run.key("gate", wave)
+    return run.get(key) if key in list_keys(run.hub, run.bucket, key) else None
 
 
 def collect_shard(run: RunContext, shard: dict[str, Any]) -> dict[str, Any]:

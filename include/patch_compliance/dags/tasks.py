@@ -50,9 +50,10 @@ def proceed() -> bool:
     return not get_current_context()["params"].get("dry_run", False)
 
 
-@task(task_id="gate")
+@task(task_id="gate", trigger_rule="none_failed")
 def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str, Any]]:
-    """Release this wave's shards, or hold an Install wave when the previous wave failed too often."""
+    """Release this wave's shards, or hold an Install wave when the previous wave failed too often. Runs when
+    the previous wave was skipped (an empty wave, or held: then this one is held too)."""
     run, context = _run()
     operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
     decision = body.wave_gate(run, wave, previous, operation)
