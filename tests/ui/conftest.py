@@ -63,3 +63,7 @@ def configured(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     return config
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: starts airflow api-server and headless Chromium (tests/ui/README.md)")

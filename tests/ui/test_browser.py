@@ -1,0 +1,168 @@
+"""Browser test: a real ``airflow api-server`` loads the plugin, reads summary.json from S3 (moto server) through the
+Airflow AWS connection, and headless Chromium shows the figures of summary.json; plus the extra links Airflow serves
+after a task ran. Screenshots go to ``artifacts/`` (gitignored). How to run: tests/ui/README.md."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from include.patch_compliance.storage import safe_run_id
+from include.patch_compliance.ui.links import s3_report_url, securityhub_findings_url, ssm_command_url
+from tests.ui.airflow_server import (
+    REPO,
+    ApiServer,
+    chromium_missing_reason,
+    full_page_screenshot,
+    headless_chromium,
+    running_api_server,
+    wait_for,
+)
+from tests.ui.conftest import CONN_ID, write_config
+from tests.ui.summary_fixture import BUCKET, LATEST_RUN, make_summary, publish, report_html
+
+_MISSING = chromium_missing_reason()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]
+
+ARTIFACTS = REPO / "artifacts"
+PAGE = "/patch-compliance/"
+
+
+@pytest.fixture(scope="module")
+def published(s3_endpoint: str) -> dict:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    s3.create_bucket(Bucket=BUCKET)
+    summary = make_summary()
+    publish(s3, summary)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_config(tmp_path_factory.mktemp("ui-config") / "fleet.yaml")
+
+
+@pytest.fixture(scope="module")
+def server(s3_endpoint: str, published: dict, config_file: Path) -> Iterator[ApiServer]:
+    conn = {"conn_type": "aws", "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+    extra_env = {"PATCH_COMPLIANCE_CONFIG": str(config_file), f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}
+    with running_api_server(extra_env=extra_env, dags_folder=Path(__file__).parent / "browser_dags") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with headless_chromium() as driver:
+        yield driver
+
+
+def _metrics(browser) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    return {el.get_attribute("data-metric"): el.text.strip() for el in browser.find_elements(By.CSS_SELECTOR, "[data-metric]")}
+
+
+def test_page_shows_the_figures_of_summary_json(server: ApiServer, browser, published: dict) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url(PAGE))
+    wait_for(browser, "[data-state='report']")
+    totals = published["totals"]
+    assert _metrics(browser) == {
+        "nodes": f"{totals['nodes']:,}",
+        "compliant_pct": f"{totals['compliant_pct']:.1f}%",
+        "compliant": f"{totals['compliant']:,}",
+        "non_compliant": f"{totals['non_compliant']:,}",
+        "unknown": f"{totals['unknown']:,}",
+        "coverage_gaps": f"{sum(v for k, v in totals['coverage'].items() if k != 'SCANNED'):,}",
+        "sla_breaches": f"{totals['sla_breaches']:,}",
+        "unreachable_targets": f"{totals['unreachable_targets']:,}",
+    }
+    assert browser.find_element(By.CSS_SELECTOR, "[data-field='run_id']").text == published["run_id"]
+    # The OU chart has one bar per OU, labelled with its path, in the rendered SVG.
+    labels = [el.text for el in browser.find_elements(By.CSS_SELECTOR, "svg[aria-label='Compliance by OU'] .bar-label")]
+    assert sorted(labels) == sorted(ou["ou_path"] for ou in published["by_ou"])
+    rows = browser.find_elements(By.CSS_SELECTOR, "table[data-table='worst_accounts'] tbody tr")
+    assert len(rows) == len(published["worst_accounts"])
+    # The page's CSS loaded through the plugin's mount (a card has a white background, not the default transparent).
+    card = browser.find_element(By.CSS_SELECTOR, ".card")
+    assert card.value_of_css_property("background-color") in {"rgba(255, 255, 255, 1)", "rgb(255, 255, 255)"}
+    full_page_screenshot(browser, ARTIFACTS / "patch_compliance_page.png")
+
+    # The full report of the latest run opens from the page, streamed from S3 by the plugin.
+    browser.find_element(By.CSS_SELECTOR, "[data-link='latest-report']").click()
+    wait_for(browser, "#run")
+    assert browser.find_element(By.ID, "run").text == LATEST_RUN
+    assert browser.current_url == server.url(f"/patch-compliance/runs/{safe_run_id(LATEST_RUN)}/report")
+    browser.set_window_size(1440, 1000)
+
+
+def test_page_is_in_the_airflow_nav(server: ApiServer, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url("/plugin/patch-compliance"))
+    frame = wait_for(browser, "iframe", timeout=60)
+    assert frame.get_attribute("src").endswith(PAGE)
+    browser.switch_to.frame(frame)
+    try:
+        wait_for(browser, "[data-state='report']")
+    finally:
+        browser.switch_to.default_content()
+    nav = browser.find_element(By.TAG_NAME, "body").text
+    assert "Patch compliance" in nav or browser.find_elements(By.CSS_SELECTOR, "[title='Patch compliance'], [aria-label='Patch compliance']")
+    full_page_screenshot(browser, ARTIFACTS / "patch_compliance_in_airflow.png")
+    browser.set_window_size(1440, 1000)
+
+
+def test_json_endpoint_and_report_through_the_api_server(server: ApiServer, published: dict) -> None:
+    response = requests.get(server.url("/patch-compliance/api/summary"), timeout=30)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "summary": published}
+    report = requests.get(server.url(f"/patch-compliance/runs/{safe_run_id(published['trend'][0]['run_id'])}/report"), timeout=30)
+    assert report.content == report_html(published["trend"][0]["run_id"])
+
+
+def test_unreadable_bucket_in_the_browser(server: ApiServer, browser, config_file: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    original = config_file.read_text()
+    write_config(config_file, bucket="pc-reports-missing")  # the page reads the config per request
+    try:
+        browser.get(server.url(PAGE))
+        wait_for(browser, "[data-state='error']")
+        assert browser.find_element(By.CSS_SELECTOR, "[data-field='bucket']").text == "pc-reports-missing"
+        assert browser.find_element(By.CSS_SELECTOR, "[data-field='error_code']").text == "NoSuchBucket"
+        full_page_screenshot(browser, ARTIFACTS / "patch_compliance_error.png")
+        browser.set_window_size(1440, 1000)
+    finally:
+        config_file.write_text(original)
+
+
+def test_extra_links_served_by_airflow_after_a_mapped_task_ran(server: ApiServer) -> None:
+    """The worker evaluates our links at the end of the task and pushes them as ``_link_<ClassName>``; the
+    api-server's extra-links endpoint returns them per map index."""
+    server.airflow("dags", "reserialize")
+    server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
+    token = requests.get(server.url("/auth/token"), timeout=30).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    runs = requests.get(server.url("/api/v2/dags/pc_links_probe/dagRuns"), headers=headers, timeout=30).json()
+    run_id = runs["dag_runs"][0]["dag_run_id"]
+    from tests.ui.browser_dags.pc_links_probe import COMMANDS
+
+    for map_index, region in enumerate(COMMANDS):
+        url = server.url(f"/api/v2/dags/pc_links_probe/dagRuns/{run_id}/taskInstances/scan/links?map_index={map_index}")
+        links = requests.get(url, headers=headers, timeout=30).json()["extra_links"]
+        assert links == {
+            "Report (S3)": s3_report_url("pc-reports-test", f"patch-compliance/runs/{region}", region),
+            "SSM Run Command": ssm_command_url(region, COMMANDS[region]),
+            "Security Hub findings": securityhub_findings_url(region),
+        }
+        assert re.search(rf"run-command/{COMMANDS[region]}\?region={region}$", links["SSM Run Command"])
