@@ -1,0 +1,365 @@
+"""Publish patch-compliance findings to Security Hub, per member account and Region.
+
+A finding can only be imported from its own account with the default product ARN (aws_domain §1.10 account
+rule), so every account-region is published through ``context_for(account_id)`` (the member role). Lifecycle of
+the one finding per node (``asff.finding_id``):
+* NON_COMPLIANT node -> ACTIVE/FAILED finding, created or updated (later UpdatedAt);
+* COMPLIANT node with an open finding -> re-imported PASSED/INFORMATIONAL/ARCHIVED, then Workflow RESOLVED;
+* node gone from the run (its target was collected) -> its ACTIVE finding re-imported ARCHIVED;
+* UNKNOWN nodes (no patch state) keep their finding as it is: nothing is known either way.
+Failures never stop the run: unreachable accounts, disabled hubs, throttling beyond the retries and refused
+findings are recorded in the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
+from include.patch_compliance.config import SecurityHubConfig
+from include.patch_compliance.publish import asff
+
+log = logging.getLogger(__name__)
+
+MAX_IMPORT_FINDINGS = 100  # BatchImportFindings: 1..100 findings per call (aws_domain §1.10)
+MAX_IMPORT_BYTES = 6 * 1024 * 1024  # ... and at most 6 MB per call
+_BATCH_OVERHEAD = 64 * 1024  # request framing; keeps a full batch clearly under 6 MB
+MAX_UPDATE_IDENTIFIERS = 100  # BatchUpdateFindings
+# Patch Manager's own export is the aws/ssm-patch-manager integration: on by default with Security Hub, off when
+# the integration is disabled (patch-manager-security-hub-integration.md).
+NATIVE_EXPORT_SUBSCRIPTION = ":product-subscription/aws/ssm-patch-manager"
+THROTTLING_CODES = ("LimitExceededException", "ThrottlingException", "TooManyRequestsException")
+NOT_ENABLED_CODES = ("InvalidAccessException", "InvalidAccess")
+NODE_COLUMNS = ("account_id", "region", "instance_id", "compliance_status")
+PATCH_COLUMNS = ("account_id", "region", "instance_id")
+ContextFor = Callable[[str], AwsContext]
+
+
+@dataclass
+class FindingsResult:
+    """Counts of findings (created / updated / resolved / failed) and of account-regions skipped, with details."""
+
+    enabled: bool = True
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict] = field(default_factory=list)  # {account_id, region, stage, code, message}
+    failed_findings: list[dict] = field(default_factory=list)  # {account_id, region, id, error_code, error_message}
+    skipped_targets: list[dict] = field(default_factory=list)  # {account_id, region, reason}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def error(self, account_id: str, region: str | None, stage: str, code: str, message: str) -> None:
+        self.errors.append(
+            {"account_id": account_id, "region": region, "stage": stage, "code": code, "message": message[:1000]}
+        )
+
+    def skip(self, account_id: str, region: str, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_targets.append({"account_id": account_id, "region": region, "reason": reason})
+
+
+@dataclass
+class _Outgoing:
+    kind: str  # created | updated | resolved
+    finding: dict
+
+
+def publish_findings(
+    context_for: ContextFor,
+    nodes: pd.DataFrame,
+    patches: pd.DataFrame,
+    *,
+    cfg: SecurityHubConfig,
+    run_id: str,
+    now: datetime,
+    partition: str = "aws",
+    scanned_targets: Iterable[tuple[str, str]] = (),
+) -> FindingsResult:
+    """Import one finding per node into each node's own account-region and archive findings of nodes that are
+    compliant again or gone. ``scanned_targets`` adds collected (account, region) pairs that have no node rows, so
+    that the findings of their vanished nodes are archived too."""
+    result = FindingsResult(enabled=cfg.enabled)
+    if not cfg.enabled:
+        return result
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC), e.g. datetime.now(timezone.utc)")
+    if partition not in ("aws", "aws-cn", "aws-us-gov"):
+        raise ValueError(f"partition {partition!r} is not one of aws, aws-cn, aws-us-gov")
+    _require(nodes, NODE_COLUMNS, "nodes")
+    _require(patches, PATCH_COLUMNS, "patches")
+    node_rows = _records(nodes)
+    patches_by_node: dict[tuple[str, str, str], list[dict]] = {}
+    for patch in _records(patches):
+        patches_by_node.setdefault((patch["account_id"], patch["region"], patch["instance_id"]), []).append(patch)
+
+    targets: dict[tuple[str, str], list[dict]] = {(a, r): [] for a, r in scanned_targets}
+    unreachable: set[tuple[str, str]] = set()
+    for row in node_rows:
+        key = (row["account_id"], row["region"])
+        targets.setdefault(key, [])
+        if row["instance_id"] is None:  # one row per target that could not be collected
+            unreachable.add(key)
+        else:
+            targets[key].append(row)
+
+    contexts: dict[str, AwsContext | TargetUnreachable] = {}
+    for account_id, region in sorted(targets):
+        if (account_id, region) in unreachable:
+            # Not collected this run: its nodes' state is unknown, so their findings stay as they are.
+            result.skip(account_id, region, "TARGET_NOT_COLLECTED")
+            continue
+        context = _context(contexts, context_for, account_id)
+        if isinstance(context, TargetUnreachable):
+            result.error(account_id, region, context.stage, context.code, context.message)
+            continue
+        publisher = _TargetPublisher(
+            context.client("securityhub", region), account_id, region, cfg, run_id, now, partition, result
+        )
+        try:
+            publisher.run(targets[(account_id, region)], patches_by_node)
+        except (ClientError, BotoCoreError) as exc:
+            code = error_code(exc)
+            stage = "not_enabled" if code in NOT_ENABLED_CODES else publisher.stage
+            log.warning("Security Hub %s/%s: %s failed: %s", account_id, region, publisher.stage, exc)
+            result.error(account_id, region, stage, code, str(exc))
+    return result
+
+
+class _TargetPublisher:
+    """One account-region: read our findings, import the new state, resolve what is fixed or gone."""
+
+    def __init__(
+        self,
+        client: Any,
+        account_id: str,
+        region: str,
+        cfg: SecurityHubConfig,
+        run_id: str,
+        now: datetime,
+        partition: str,
+        result: FindingsResult,
+    ) -> None:
+        self.client = client
+        self.account_id = account_id
+        self.region = region
+        self.cfg = cfg
+        self.run_id = run_id
+        self.now = now
+        self.partition = partition
+        self.result = result
+        self.product_arn = asff.product_arn(partition, region, account_id)
+        self.stage = "start"
+
+    def run(self, rows: list[dict], patches_by_node: Mapping[tuple[str, str, str], list[dict]]) -> None:
+        if self.cfg.skip_if_native_export and self._native_export_on():
+            self.result.skip(self.account_id, self.region, "NATIVE_EXPORT_ENABLED")
+            return
+        existing = self._our_findings()
+        outgoing = self._plan(rows, existing, patches_by_node)
+        if outgoing:
+            self._import(outgoing)
+
+    def _native_export_on(self) -> bool:
+        self.stage = "list_enabled_products"
+        subscriptions = paginate(self.client, "list_enabled_products_for_import", "ProductSubscriptions")
+        return any(arn.endswith(NATIVE_EXPORT_SUBSCRIPTION) for arn in subscriptions)
+
+    def _our_findings(self) -> dict[str, dict]:
+        """Our findings in this account-region, ACTIVE and ARCHIVED (history and lifecycle need both). Region is
+        filtered too: from an aggregation Region GetFindings also returns the linked Regions' findings."""
+        self.stage = "get_findings"
+        filters = {
+            name: [{"Value": value, "Comparison": "EQUALS"}]
+            for name, value in (
+                ("ProductArn", self.product_arn),
+                ("GeneratorId", asff.GENERATOR_ID),
+                ("AwsAccountId", self.account_id),
+                ("Region", self.region),
+            )
+        }
+        found = paginate(self.client, "get_findings", "Findings", Filters=filters, PaginationConfig={"PageSize": 100})
+        return {f["Id"]: f for f in found}
+
+    def _plan(
+        self,
+        rows: list[dict],
+        existing: dict[str, dict],
+        patches_by_node: Mapping[tuple[str, str, str], list[dict]],
+    ) -> list[_Outgoing]:
+        outgoing: list[_Outgoing] = []
+        present: set[str] = set()
+        for node in rows:
+            fid = asff.finding_id(self.account_id, self.region, node["instance_id"])
+            present.add(fid)
+            old = existing.get(fid)
+            status = node["compliance_status"]
+            if status == "NON_COMPLIANT":
+                node_patches = patches_by_node.get((self.account_id, self.region, node["instance_id"]), [])
+                finding = asff.failed_finding(
+                    node,
+                    node_patches,
+                    old,
+                    partition=self.partition,
+                    run_id=self.run_id,
+                    now=self.now,
+                    max_patches=self.cfg.max_patches_per_finding,
+                )
+                outgoing.append(_Outgoing("updated" if old else "created", finding))
+            elif status == "COMPLIANT" and old and _is_open(old):
+                finding = asff.resolved_finding(node, old, partition=self.partition, run_id=self.run_id, now=self.now)
+                outgoing.append(_Outgoing("resolved", finding))
+        for fid, old in sorted(existing.items()):
+            if fid not in present and old.get("RecordState") == "ACTIVE":
+                outgoing.append(_Outgoing("resolved", asff.archived_finding(old, run_id=self.run_id, now=self.now)))
+        return outgoing
+
+    def _import(self, outgoing: list[_Outgoing]) -> None:
+        self.stage = "batch_import_findings"
+        by_id = {o.finding["Id"]: o for o in outgoing}
+        failures = self._send([o.finding for o in outgoing])
+        if failures:
+            # One retry of the refused findings (a transient InternalFailure or a concurrent update), then report.
+            log.info("Security Hub %s/%s: retrying %d refused findings", self.account_id, self.region, len(failures))
+            failures = self._send([by_id[fid].finding for fid in failures if fid in by_id])
+        for fid, failure in sorted(failures.items()):
+            self.result.failed += 1
+            self.result.failed_findings.append(
+                {
+                    "account_id": self.account_id,
+                    "region": self.region,
+                    "id": fid,
+                    "error_code": failure["ErrorCode"],
+                    "error_message": failure["ErrorMessage"],
+                }
+            )
+        if failures and all(f["ErrorCode"] in NOT_ENABLED_CODES for f in failures.values()):
+            # A disabled hub answers BatchImportFindings with InvalidAccess per finding (aws_domain §1.10).
+            self.result.error(
+                self.account_id, self.region, "not_enabled", "InvalidAccess", "Security Hub refused every finding"
+            )
+        resolved: list[str] = []
+        for fid, item in by_id.items():
+            if fid in failures:
+                continue
+            setattr(self.result, item.kind, getattr(self.result, item.kind) + 1)
+            if item.kind == "resolved":
+                resolved.append(fid)
+        self._mark_resolved(resolved)
+
+    def _send(self, findings: list[dict]) -> dict[str, dict]:
+        """Import in batches of <= 100 findings and < 6 MB; returns the refused findings by Id."""
+        failed: dict[str, dict] = {}
+        for batch in size_batches(findings, MAX_IMPORT_FINDINGS, MAX_IMPORT_BYTES - _BATCH_OVERHEAD):
+            # Throttling (LimitExceededException, 429) is retried with backoff by the client's standard retry mode
+            # (botocore retries/standard.py lists it as a throttling code; aws_domain §1.12). Still throttled after
+            # those attempts: the batch counts as refused (retried once more, then reported), the rest goes on.
+            try:
+                response = self.client.batch_import_findings(Findings=batch)
+            except ClientError as exc:
+                if error_code(exc) not in THROTTLING_CODES:
+                    raise
+                for finding in batch:
+                    failed[finding["Id"]] = {"ErrorCode": error_code(exc), "ErrorMessage": str(exc)}
+                continue
+            for failure in response.get("FailedFindings", []):
+                failed[failure["Id"]] = failure
+        return failed
+
+    def _mark_resolved(self, finding_ids: list[str]) -> None:
+        """Workflow RESOLVED for findings we resolved (optional per aws_domain §1.10; it resets to NEW by itself if
+        the node fails again). Best effort: a refusal is recorded, the import already happened."""
+        self.stage = "batch_update_findings"
+        identifiers = [{"Id": fid, "ProductArn": self.product_arn} for fid in finding_ids]
+        for batch in chunks(identifiers, MAX_UPDATE_IDENTIFIERS):
+            response = self.client.batch_update_findings(
+                FindingIdentifiers=batch,
+                Workflow={"Status": "RESOLVED"},
+                Note={"Text": f"Resolved by patch-compliance run {self.run_id}"[:512], "UpdatedBy": "patch-compliance"},
+            )
+            for item in response.get("UnprocessedFindings", []):
+                self.result.error(
+                    self.account_id,
+                    self.region,
+                    "batch_update_findings",
+                    item["ErrorCode"],
+                    f"{item['FindingIdentifier']['Id']}: {item['ErrorMessage']}",
+                )
+
+
+def size_batches(findings: list[dict], max_count: int, max_bytes: int) -> Iterator[list[dict]]:
+    """Batches bounded by count and by encoded size (``chunks`` only counts)."""
+    batch: list[dict] = []
+    batch_bytes = 0
+    for finding in findings:
+        finding_bytes = asff.size(finding) + 1
+        if batch and (len(batch) == max_count or batch_bytes + finding_bytes > max_bytes):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(finding)
+        batch_bytes += finding_bytes
+    if batch:
+        yield batch
+
+
+def _is_open(finding: Mapping[str, Any]) -> bool:
+    """Anything but an already resolved record (ARCHIVED and PASSED) still needs resolving."""
+    passed = (finding.get("Compliance") or {}).get("Status") == "PASSED"
+    return not (finding.get("RecordState") == "ARCHIVED" and passed)
+
+
+def _context(
+    cache: dict[str, AwsContext | TargetUnreachable], context_for: ContextFor, account_id: str
+) -> AwsContext | TargetUnreachable:
+    if account_id not in cache:
+        try:
+            cache[account_id] = context_for(account_id)
+        except TargetUnreachable as exc:
+            cache[account_id] = exc
+    return cache[account_id]
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame (the {name} report table), got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} table lacks columns {missing}; pass the {name} table built by transform.build_tables "
+            f"(transform/schema.py)"
+        )
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain dicts: missing values None, timestamps aware datetimes, lists as lists."""
+    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in value]
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
