@@ -139,8 +139,9 @@ class SandboxApp:
         query = {k: (v[0] if len(v) == 1 else v) for k, v in req.query.items()}
         status, payload, headers = self.securityhub.handle(req.method, req.path, query, body, account, region)
         status_, base_headers, raw = json_response(payload, "rest-json", status)
-        extra = [(k, str(v)) for k, v in (headers or {}).items()]
-        return status_, base_headers + extra, raw
+        merged = {k.lower(): (k, v) for k, v in base_headers}
+        merged.update({k.lower(): (k, str(v)) for k, v in (headers or {}).items()})
+        return status_, list(merged.values()), raw
 
 
 def _read_body(environ: dict) -> bytes:
