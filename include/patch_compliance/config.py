@@ -253,3 +253,14 @@ def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | N
         return waves or [{"name": "all", "ous": ["*"], "parallel": False}], schedule
     except Exception:  # noqa: BLE001 - parse time must never fail on config; the task reports it
         return [{"name": "all", "ous": ["*"], "parallel": False}], None
+
+
+def reports_location(path: Path | None = None) -> tuple[str, str]:
+    """(bucket, prefix) for Asset URIs at parse time, read leniently like ``wave_layout``."""
+    try:
+        reports = load_raw(path).get("reports") or {}
+        return str(reports.get("bucket") or "patch-compliance-reports"), str(
+            reports.get("prefix", "patch-compliance")
+        ).strip("/")
+    except Exception:  # noqa: BLE001 - parse time must never fail on config
+        return "patch-compliance-reports", "patch-compliance"

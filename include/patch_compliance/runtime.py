@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -18,12 +19,17 @@ class RunContext:
     dag_id: str
     run_id: str
     hub: AwsContext
+    # The run's stable clock: the same on every retry of every task, so re-running a run rewrites the same
+    # reports byte for byte, and later runs always carry later Security Hub UpdatedAt values.
+    run_after: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def from_airflow(cls, context: Any, cfg: FleetConfig | None = None) -> RunContext:
         cfg = cfg or load_config()
         hub = context_from_connection(cfg.access.aws_conn_id, max_attempts=cfg.access.max_attempts)
-        return cls(cfg=cfg, dag_id=context["dag"].dag_id, run_id=context["run_id"], hub=hub)
+        dag_run = context["dag_run"]
+        run_after = getattr(dag_run, "run_after", None) or dag_run.start_date or datetime.now(UTC)
+        return cls(cfg=cfg, dag_id=context["dag"].dag_id, run_id=context["run_id"], hub=hub, run_after=run_after)
 
     @property
     def session_name(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 from include.patch_compliance.aws.clients import GLOBAL_REGION
@@ -108,3 +110,112 @@ def final_gate(run: RunContext, totals: dict[str, Any]) -> str:
     if reasons:
         raise RuntimeError("; ".join(reasons))
     return f"ok: {unreachable} of {targets} account-regions unreachable ({ratio:.0%} <= {limit:.0%})"
+
+
+def report(run: RunContext) -> dict[str, Any]:
+    """Build the run's tables from everything staged (raw documents, command outcomes, the previous snapshot of
+    this DAG) and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical."""
+    from include.patch_compliance.publish.reports import load_history, load_previous_snapshot, publish_reports
+    from include.patch_compliance.transform.build import build_tables
+    from include.patch_compliance.transform.summary import summarize
+
+    now = run.run_after
+    snapshot_date = now.date()
+    reports = run.cfg.reports
+    previous = load_previous_snapshot(
+        run.hub, reports, run.dag_id, exclude_run_id=run.run_id, on_or_before=snapshot_date
+    )
+    tables = build_tables(
+        read_records(run, "raw"),
+        read_records(run, "commands"),
+        previous,
+        run_id=run.run_id,
+        dag_id=run.dag_id,
+        snapshot_date=snapshot_date,
+        now=now,
+        sla_days=run.cfg.thresholds.sla_days,
+        stale_after_days=run.cfg.collect.stale_after_days,
+    )
+    summary = summarize(
+        tables,
+        run_id=run.run_id,
+        dag_id=run.dag_id,
+        snapshot_date=snapshot_date,
+        generated_at=now,
+        history=load_history(run.hub, reports, run.dag_id),
+        trend_runs=reports.history_runs,
+    )
+    written = publish_reports(
+        run.hub, reports, tables, summary, run_id=run.run_id, dag_id=run.dag_id, snapshot_date=snapshot_date
+    )
+    return {
+        "totals": summary["totals"],
+        "report_url": written["report.html"],
+        "summary_uri": written["summary.json"],
+        "run_prefix": written["report.html"].split(f"s3://{reports.bucket}/", 1)[1].rsplit("/", 1)[0],
+    }
+
+
+def security_hub(run: RunContext) -> dict[str, Any]:
+    """Import/update/resolve one finding per node in its own account-region, then record the counts next to the
+    report and in summary.json (and the latest pointers)."""
+    from include.patch_compliance.publish.report_files import json_bytes, latest_keys, read_parquet_bytes, run_key
+    from include.patch_compliance.publish.securityhub import publish_findings
+    from include.patch_compliance.storage import get_bytes, parse_s3_uri, put_bytes
+    from include.patch_compliance.transform.schema import NODES, PATCHES
+
+    reports = run.cfg.reports
+    summary = json.loads(get_bytes(run.hub, run.bucket, run_key(reports.prefix, run.run_id, "summary.json")))
+    snapshot_date = date.fromisoformat(summary["snapshot_date"])
+    frames = {}
+    for table in (NODES, PATCHES):
+        bucket, key = parse_s3_uri(summary["tables"][table.name])
+        frames[table.name] = read_parquet_bytes(get_bytes(run.hub, bucket, key), table, snapshot_date)
+    scanned = {
+        (d["target"]["account_id"], d["target"]["region"]) for d in read_records(run, "raw") if d["status"] == "OK"
+    }
+    result = publish_findings(
+        run.members.get,
+        frames["nodes"],
+        frames["patches"],
+        cfg=run.cfg.security_hub,
+        run_id=run.run_id,
+        now=run.run_after,
+        partition=run.hub.partition,
+        scanned_targets=sorted(scanned),
+    )
+    outcome = result.as_dict()
+    counts = {k: outcome[k] for k in ("created", "updated", "resolved", "failed", "skipped")}
+
+    def put(key: str, obj: Any) -> None:
+        put_bytes(
+            run.hub, run.bucket, key, json_bytes(obj), content_type="application/json", kms_key_id=reports.kms_key_id
+        )
+
+    put(run_key(reports.prefix, run.run_id, "security_hub.json"), outcome)
+    summary["security_hub"] = counts
+    put(run_key(reports.prefix, run.run_id, "summary.json"), summary)
+    for key in latest_keys(reports.prefix, run.dag_id):  # still this run: re-point with the counts
+        put(key, summary)
+    return {
+        **counts,
+        "enabled": outcome["enabled"],
+        "errors": outcome["errors"][:20],
+        "failed_findings": outcome["failed_findings"][:20],
+    }
+
+
+def trends(run: RunContext) -> dict[str, Any]:
+    """Rebuild fleet_daily from the published history of both DAGs and publish it."""
+    from include.patch_compliance.publish.reports import load_history, publish_fleet_daily
+    from include.patch_compliance.transform.trends import fleet_daily
+
+    reports = run.cfg.reports
+    history = [
+        e
+        for dag_id in ("patch_compliance_scan", "patch_compliance_collect")
+        for e in load_history(run.hub, reports, dag_id, limit=reports.history_runs)
+    ]
+    frame = fleet_daily(history)
+    written = publish_fleet_daily(run.hub, reports, frame)
+    return {"days": len(written), "rows": len(frame), "uris": written}

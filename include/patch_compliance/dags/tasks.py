@@ -83,3 +83,10 @@ def final_gate(report: dict[str, Any]) -> str:
 def all_shards(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Every shard of every wave, flattened: collection needs no wave order."""
     return [ref for refs in plan["waves"].values() for ref in refs]
+
+
+@task(task_id="fleet_daily")
+def fleet_daily() -> dict[str, Any]:
+    """Rebuild the fleet_daily table from the published history of both DAGs."""
+    run, _ = _run()
+    return body.trends(run)

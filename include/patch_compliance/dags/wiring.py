@@ -55,9 +55,10 @@ def scan_waves(plan: Any, waves: list[dict[str, Any]]) -> list[Any]:
 def publish_chain(upstream: list[Any]) -> Any:
     """report → security_hub → final_gate. The final gate also waits on the waves directly, so a failed step
     fails the run even though the reports still went out."""
+    from include.patch_compliance.dags.assets import table_assets
     from include.patch_compliance.publish.operators import PublishFindingsOperator, PublishReportOperator
 
-    report = PublishReportOperator(task_id="report")
+    report = PublishReportOperator(task_id="report", outlets=table_assets())
     findings = PublishFindingsOperator(task_id="security_hub")
     gate = tasks.final_gate(report.output)
     upstream >> report >> findings >> gate

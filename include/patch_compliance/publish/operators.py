@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -36,7 +35,7 @@ class PublishReportOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         run = RunContext.from_airflow(context)
-        result = body.report(run, datetime.now(UTC))
+        result = body.report(run)
         region = run.hub.session.region_name or "us-east-1"
         context["ti"].xcom_push(key=XCOM_REPORT, value=s3_report_url(run.bucket, result["run_prefix"], region))
         return result
@@ -57,7 +56,7 @@ class PublishFindingsOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         run = RunContext.from_airflow(context)
-        result = body.security_hub(run, datetime.now(UTC))
+        result = body.security_hub(run)
         region = run.cfg.regions[0]
         context["ti"].xcom_push(key=XCOM_SECURITYHUB, value=securityhub_findings_url(region, FINDINGS_GENERATOR_ID))
         return result
