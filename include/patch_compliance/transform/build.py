@@ -45,7 +45,7 @@ def build_tables(
     tables = {
         "nodes": nodes,
         "patches": patches,
-        "accounts": account_rows(nodes, patches),
+        "accounts": account_rows(nodes, patches, targets),
         "commands": commands,
         "compliance_items": compliance_item_rows(raw_docs, targets),
         "delta": delta_rows(nodes, patches, previous),

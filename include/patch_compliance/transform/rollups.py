@@ -20,7 +20,8 @@ def compliant_pct(compliant: pd.Series | np.ndarray, nodes: pd.Series | np.ndarr
     return np.round(pct, 2)
 
 
-def account_rows(nodes: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
+def account_rows(nodes: pd.DataFrame, patches: pd.DataFrame, targets: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per target (account-region) with its OU; targets without nodes get zero counts."""
     is_node = nodes["instance_id"].notna()
     parts = pd.DataFrame(
         {
@@ -39,6 +40,11 @@ def account_rows(nodes: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
         }
     )
     rollup = parts.groupby(GROUP, sort=False, dropna=False, observed=True).sum().reset_index()
+    if targets is not None and len(targets):
+        everyone = targets[GROUP].drop_duplicates(["account_id", "region"])
+        rollup = everyone.merge(rollup, on=GROUP, how="left")
+        counts = [c for c in parts.columns if c not in GROUP]
+        rollup[counts] = rollup[counts].fillna(0).astype("int64")
     if len(patches):
         severity = pd.crosstab(
             [patches["account_id"].astype(object), patches["region"].astype(object)],

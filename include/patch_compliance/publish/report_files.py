@@ -1,0 +1,82 @@
+"""Report files as bytes (no S3 here): Parquet per table, nodes.csv, summary JSON, the published key layout.
+
+Bytes are stable for the same input: rows are already sorted by ``conform``, the Arrow schema carries no pandas
+metadata, compression/page settings are fixed and nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from include.patch_compliance.storage import join_key, safe_run_id
+from include.patch_compliance.transform.schema import PARTITION_COLUMN, TableSchema, to_arrow
+
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "snappy",
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "row_group_size": 1_000_000,
+}
+
+
+def table_key(prefix: str, table: str, snapshot_date: date, run_id: str | None) -> str:
+    """``<prefix>/<table>/snapshot_date=YYYY-MM-DD/run=<safe run id>/part-0.parquet`` (no run for fleet_daily)."""
+    parts = [prefix, table, f"{PARTITION_COLUMN}={snapshot_date.isoformat()}"]
+    if run_id is not None:
+        parts.append(f"run={safe_run_id(run_id)}")
+    return join_key(*parts, "part-0.parquet")
+
+
+def run_key(prefix: str, run_id: str, name: str) -> str:
+    return join_key(prefix, "runs", safe_run_id(run_id), name)
+
+
+def history_key(prefix: str, dag_id: str, snapshot_date: date, run_id: str) -> str:
+    return join_key(
+        prefix, "history", dag_id, f"{PARTITION_COLUMN}={snapshot_date.isoformat()}", f"run={safe_run_id(run_id)}.json"
+    )
+
+
+def latest_keys(prefix: str, dag_id: str) -> tuple[str, str]:
+    """(per-DAG pointer, global pointer); written in this order, last of all."""
+    return join_key(prefix, "latest", dag_id, "summary.json"), join_key(prefix, "latest", "summary.json")
+
+
+def parquet_bytes(frame: pd.DataFrame, table: TableSchema) -> bytes:
+    """The table without the partition column (it is in the path), with the documented Arrow schema."""
+    arrow = to_arrow(frame, table, with_partition=False)
+    sink = io.BytesIO()
+    pq.write_table(arrow, sink, **PARQUET_OPTIONS)
+    return sink.getvalue()
+
+
+def read_parquet_bytes(body: bytes, table: TableSchema, snapshot_date: date) -> pd.DataFrame:
+    """Inverse of ``parquet_bytes``: the in-memory frame, partition column restored from the path value."""
+    arrow = pq.read_table(io.BytesIO(body), schema=table.arrow(with_partition=False))
+    frame = arrow.to_pandas(types_mapper=pd.ArrowDtype)
+    frame[PARTITION_COLUMN] = pd.Series([snapshot_date] * len(frame), dtype=pd.ArrowDtype(pa.date32()))
+    return frame[table.names]
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV with ISO-8601 UTC times ('2026-11-29T03:00:00Z') and empty cells for nulls."""
+    out = frame.copy()
+    for name, dtype in out.dtypes.items():
+        if isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype):
+            seconds = pa.array(out[name]).cast(pa.timestamp("s", "UTC"), safe=False)  # whole seconds
+            out[name] = pd.Series(pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ"), index=out.index, dtype=object)
+    return out.to_csv(index=False, lineterminator="\n").encode()
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode()

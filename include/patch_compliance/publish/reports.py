@@ -1,0 +1,191 @@
+"""Publish a run's reports to S3 and read earlier runs back (previous snapshot, history for the trend).
+
+Write order matters: tables, run files, the history entry, then the ``latest/`` pointers LAST (per-DAG, then
+global), so a reader following ``latest/`` never sees a half-written run. Every object gets SSE
+(storage.sse_args). Keys depend only on (prefix, table, snapshot_date, run id), so re-publishing a run
+overwrites the same keys with the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from include.patch_compliance.aws import AwsContext
+from include.patch_compliance.config import ReportsConfig
+from include.patch_compliance.publish.report_files import (
+    csv_bytes,
+    history_key,
+    json_bytes,
+    latest_keys,
+    parquet_bytes,
+    read_parquet_bytes,
+    run_key,
+    table_key,
+)
+from include.patch_compliance.publish.report_html import render_html
+from include.patch_compliance.storage import (
+    StorageError,
+    get_bytes,
+    join_key,
+    list_keys,
+    parse_s3_uri,
+    put_bytes,
+    s3_uri,
+)
+from include.patch_compliance.transform.schema import FLEET_DAILY, NODES, PATCHES, RUN_TABLES
+from include.patch_compliance.transform.snapshot import PreviousSnapshot
+from include.patch_compliance.transform.summary import history_entry
+
+PARQUET = "application/vnd.apache.parquet"
+
+
+def report_uris(reports: ReportsConfig, *, run_id: str, snapshot_date: date) -> dict[str, str]:
+    """Where publish_reports puts each table and the report page (also what summary.json points at)."""
+    uris = {name: s3_uri(reports.bucket, table_key(reports.prefix, name, snapshot_date, run_id)) for name in RUN_TABLES}
+    uris["report.html"] = s3_uri(reports.bucket, run_key(reports.prefix, run_id, "report.html"))
+    return uris
+
+
+def publish_reports(
+    ctx: AwsContext,
+    reports: ReportsConfig,
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    *,
+    run_id: str,
+    dag_id: str,
+    snapshot_date: date,
+) -> dict[str, str]:
+    """Write Parquet per table, nodes.csv, report.html, summary.json, the history entry and the latest pointers.
+    Returns {name: s3 uri}. ``summary`` comes from ``summarize``; its report_url/tables are filled in here."""
+    missing = [name for name in RUN_TABLES if name not in tables]
+    if missing:
+        raise ValueError(f"publish_reports needs every table from build_tables; missing {missing}")
+    if summary.get("run_id") != run_id or summary.get("dag_id") != dag_id:
+        raise ValueError(
+            f"summary is for run {summary.get('run_id')!r} of {summary.get('dag_id')!r}, not {run_id!r} of {dag_id!r}"
+        )
+    locations = report_uris(reports, run_id=run_id, snapshot_date=snapshot_date)
+    summary = {
+        **summary,
+        "report_url": locations["report.html"],
+        "tables": {name: locations[name] for name in RUN_TABLES},
+    }
+
+    def put(key: str, body: bytes, content_type: str) -> str:
+        return put_bytes(ctx, reports.bucket, key, body, content_type=content_type, kms_key_id=reports.kms_key_id)
+
+    written: dict[str, str] = {}
+    for name, table in RUN_TABLES.items():
+        key = table_key(reports.prefix, name, snapshot_date, run_id)
+        written[name] = put(key, parquet_bytes(tables[name], table), PARQUET)
+    written["nodes.csv"] = put(run_key(reports.prefix, run_id, "nodes.csv"), csv_bytes(tables["nodes"]), "text/csv")
+    written["report.html"] = put(
+        run_key(reports.prefix, run_id, "report.html"), render_html(summary, tables), "text/html; charset=utf-8"
+    )
+    summary_body = json_bytes(summary)
+    written["summary.json"] = put(run_key(reports.prefix, run_id, "summary.json"), summary_body, "application/json")
+    entry = history_entry(summary, tables)
+    written["history"] = put(
+        history_key(reports.prefix, dag_id, snapshot_date, run_id), json_bytes(entry), "application/json"
+    )
+    per_dag, global_key = latest_keys(reports.prefix, dag_id)
+    written["latest/" + dag_id] = put(per_dag, summary_body, "application/json")
+    written["latest"] = put(global_key, summary_body, "application/json")
+    return written
+
+
+def _history_keys(ctx: AwsContext, reports: ReportsConfig, dag_id: str) -> list[str]:
+    return [
+        k
+        for k in list_keys(ctx, reports.bucket, join_key(reports.prefix, "history", dag_id) + "/")
+        if k.endswith(".json")
+    ]
+
+
+def _order(entry: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(entry.get("snapshot_date")), str(entry.get("generated_at") or ""), str(entry.get("run_id")))
+
+
+def _read_entry(ctx: AwsContext, reports: ReportsConfig, key: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(get_bytes(ctx, reports.bucket, key))
+    except ValueError as exc:
+        raise StorageError(f"{s3_uri(reports.bucket, key)} is not a JSON history entry: {exc}") from exc
+    for field in ("run_id", "snapshot_date", "tables"):
+        if field not in entry:
+            raise StorageError(f"{s3_uri(reports.bucket, key)}: history entry has no {field!r}")
+    return entry
+
+
+def load_history(
+    ctx: AwsContext, reports: ReportsConfig, dag_id: str, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` (default reports.history_runs) history entries of ``dag_id``, oldest first.
+    Keys sort by snapshot date, so only the last days are read."""
+    limit = reports.history_runs if limit is None else limit
+    keys = _history_keys(ctx, reports, dag_id)
+    if limit <= 0 or not keys:
+        return []
+    # A few extra keys so that several runs on the boundary day are ordered by generated_at, not by name.
+    entries = [_read_entry(ctx, reports, key) for key in keys[-(limit + 5) :]]
+    return sorted(entries, key=_order)[-limit:]
+
+
+def load_previous_snapshot(
+    ctx: AwsContext,
+    reports: ReportsConfig,
+    dag_id: str,
+    *,
+    exclude_run_id: str | None = None,
+    on_or_before: date | None = None,
+) -> PreviousSnapshot | None:
+    """The latest published run of ``dag_id`` other than ``exclude_run_id`` (pass the current run id so a re-run
+    does not compare with itself) and not after ``on_or_before``; None on the first run."""
+    keys = _history_keys(ctx, reports, dag_id)
+    by_date: dict[str, list[str]] = {}
+    for key in keys:
+        day = key.rsplit("snapshot_date=", 1)[-1].split("/", 1)[0]
+        by_date.setdefault(day, []).append(key)
+    for day in sorted(by_date, reverse=True):
+        if on_or_before is not None and day > on_or_before.isoformat():
+            continue
+        entries = [_read_entry(ctx, reports, key) for key in by_date[day]]
+        entries = [e for e in entries if e["run_id"] != exclude_run_id]
+        if entries:
+            entry = max(entries, key=_order)
+            return _snapshot(ctx, entry)
+    return None
+
+
+def _snapshot(ctx: AwsContext, entry: dict[str, Any]) -> PreviousSnapshot:
+    snapshot_date = date.fromisoformat(entry["snapshot_date"])
+    frames = {}
+    for table in (NODES, PATCHES):
+        uri = entry["tables"].get(table.name)
+        if not uri:
+            raise StorageError(f"history entry of run {entry['run_id']!r} has no {table.name} table URI")
+        bucket, key = parse_s3_uri(uri)
+        frames[table.name] = read_parquet_bytes(get_bytes(ctx, bucket, key), table, snapshot_date)
+    return PreviousSnapshot(entry["run_id"], snapshot_date, frames["nodes"], frames["patches"])
+
+
+def publish_fleet_daily(ctx: AwsContext, reports: ReportsConfig, frame: pd.DataFrame) -> dict[str, str]:
+    """One Parquet per day: ``<prefix>/fleet_daily/snapshot_date=YYYY-MM-DD/part-0.parquet`` (rewritten daily,
+    idempotent). Returns {YYYY-MM-DD: uri}."""
+    written = {}
+    for day, rows in frame.groupby("snapshot_date", sort=True, observed=True):
+        key = table_key(reports.prefix, FLEET_DAILY.name, day, None)
+        written[day.isoformat()] = put_bytes(
+            ctx,
+            reports.bucket,
+            key,
+            parquet_bytes(rows, FLEET_DAILY),
+            content_type=PARQUET,
+            kms_key_id=reports.kms_key_id,
+        )
+    return written

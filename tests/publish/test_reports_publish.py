@@ -1,0 +1,282 @@
+"""publish_reports / load_previous_snapshot / load_history against moto S3; delta and SLA aging over three runs."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import boto3
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from include.patch_compliance.aws import AwsContext
+from include.patch_compliance.config import ReportsConfig
+from include.patch_compliance.publish.reports import load_history, load_previous_snapshot, publish_reports
+from include.patch_compliance.storage import safe_run_id
+from include.patch_compliance.transform import build_tables
+from include.patch_compliance.transform.schema import PARTITION_COLUMN, RUN_TABLES
+from include.patch_compliance.transform.summary import summarize
+from include.patch_compliance.ui.summary_model import parse_summary
+from tests.fixtures.raw.builders import (
+    NOW,
+    command_record,
+    ec2_instance,
+    instance_info,
+    patch,
+    patch_state,
+    raw_doc,
+    target,
+    unreachable_doc,
+)
+
+BUCKET = "reports-bucket"
+DAG = "patch_compliance_collect"
+SLA = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 90, "INFORMATIONAL": 180, "UNSPECIFIED": 90}
+A, B, C = "i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"
+
+
+@pytest.fixture
+def s3():
+    with mock_aws():
+        ctx = AwsContext(session=boto3.Session(region_name="us-east-1"))
+        ctx.client("s3").create_bucket(Bucket=BUCKET)
+        yield ctx
+
+
+def reports_cfg(**kw) -> ReportsConfig:
+    return ReportsConfig(bucket=BUCKET, prefix="pc", **kw)
+
+
+def day_docs(day: int) -> tuple[list[dict], list[dict]]:
+    """Day 0: A misses kernel (Critical) + curl; B compliant. Day 8: A still misses kernel, curl fixed, B misses
+    openssl. Day 16: A remediated; B still misses openssl; C appears non-compliant."""
+    when = NOW + timedelta(days=day)
+    scanned = when - timedelta(hours=1)
+    info = [instance_info(A), instance_info(B)]
+    if day == 0:
+        states = [patch_state(A, scanned=scanned, missing=2, critical=1), patch_state(B, scanned=scanned)]
+        patches = {A: [patch("kernel", severity="Critical"), patch("curl", severity="Low")]}
+    elif day == 8:
+        states = [patch_state(A, scanned=scanned, missing=1, critical=1), patch_state(B, scanned=scanned, missing=1)]
+        patches = {A: [patch("kernel", severity="Critical")], B: [patch("openssl", severity="Important")]}
+    else:
+        info.append(instance_info(C))
+        states = [
+            patch_state(A, scanned=scanned),
+            patch_state(B, scanned=scanned, missing=1),
+            patch_state(C, scanned=scanned, missing=1),
+        ]
+        patches = {B: [patch("openssl", severity="Important")], C: [patch("zlib", severity="Medium")]}
+    docs = [
+        raw_doc(info=info, ec2=[ec2_instance(A)], states=states, patches=patches),
+        unreachable_doc(target("222222222222", ou_id="ou-ab12-dev00001", ou_path="Root/Dev")),
+    ]
+    commands = [command_record(i, requested=when - timedelta(minutes=30)) for i in (A, B)]
+    return docs, commands
+
+
+def run(ctx, day: int, *, run_id: str | None = None, cfg: ReportsConfig | None = None):
+    cfg = cfg or reports_cfg()
+    when = NOW + timedelta(days=day)
+    run_id = run_id or f"scheduled__{when.isoformat()}"
+    docs, commands = day_docs(day)
+    previous = load_previous_snapshot(ctx, cfg, DAG, exclude_run_id=run_id)
+    tables = build_tables(
+        docs,
+        commands,
+        previous,
+        run_id=run_id,
+        dag_id=DAG,
+        snapshot_date=when.date(),
+        now=when,
+        sla_days=SLA,
+        stale_after_days=7,
+    )
+    summary = summarize(
+        tables,
+        run_id=run_id,
+        dag_id=DAG,
+        snapshot_date=when.date(),
+        generated_at=when,
+        history=load_history(ctx, cfg, DAG),
+    )
+    uris = publish_reports(ctx, cfg, tables, summary, run_id=run_id, dag_id=DAG, snapshot_date=when.date())
+    return tables, uris, previous
+
+
+def get(ctx, uri: str) -> bytes:
+    bucket, key = uri[5:].split("/", 1)
+    return ctx.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_layout_sse_and_latest_pointers(s3):
+    tables, uris, previous = run(s3, 0)
+    assert previous is None
+    safe = safe_run_id(f"scheduled__{NOW.isoformat()}")
+    assert uris["nodes"] == f"s3://{BUCKET}/pc/nodes/snapshot_date=2026-11-29/run={safe}/part-0.parquet"
+    assert uris["report.html"] == f"s3://{BUCKET}/pc/runs/{safe}/report.html"
+    assert uris["latest"] == f"s3://{BUCKET}/pc/latest/summary.json"
+    assert uris[f"latest/{DAG}"] == f"s3://{BUCKET}/pc/latest/{DAG}/summary.json"
+    assert list(uris)[-2:] == [f"latest/{DAG}", "latest"]  # pointers written last
+    client = s3.client("s3")
+    for uri in uris.values():
+        key = uri.split("/", 3)[3]
+        assert client.head_object(Bucket=BUCKET, Key=key)["ServerSideEncryption"] == "AES256", key
+    summary = json.loads(get(s3, uris["latest"]))
+    assert summary == json.loads(get(s3, uris["summary.json"]))
+    parse_summary(summary)  # the UI's reading of the contract
+    assert summary["report_url"] == uris["report.html"]
+    assert summary["tables"] == {name: uris[name] for name in RUN_TABLES}
+    assert summary["totals"]["nodes"] == 2 and summary["totals"]["non_compliant"] == 1
+    assert summary["totals"]["unreachable_targets"] == 1 and summary["totals"]["targets"] == 2
+    assert summary["totals"]["coverage"]["UNREACHABLE"] == 1
+    assert summary["totals"]["severity"]["CRITICAL"] == 1 and summary["totals"]["severity"]["LOW"] == 1
+    assert [o["ou_path"] for o in summary["by_ou"]] == ["Root/Dev", "Root/Workloads/Prod"]
+    assert summary["worst_accounts"][0]["account_id"] == "111111111111"
+    assert summary["security_hub"] is None
+
+
+def test_kms_key_when_configured(s3):
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    _, uris, _ = run(s3, 0, cfg=reports_cfg(kms_key_id=key_id))
+    head = s3.client("s3").head_object(Bucket=BUCKET, Key=uris["patches"].split("/", 3)[3])
+    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+
+
+def test_republishing_the_same_run_is_byte_identical(s3):
+    _, first, _ = run(s3, 0, run_id="manual__1")
+    before = {name: get(s3, uri) for name, uri in first.items()}
+    _, second, previous = run(s3, 0, run_id="manual__1")
+    assert previous is None  # the run itself is excluded from "previous"
+    assert first == second
+    assert {name: get(s3, uri) for name, uri in second.items()} == before
+
+
+def test_pyarrow_reads_the_hive_dataset_with_the_documented_schema(s3):
+    run(s3, 0)
+    run(s3, 8)
+    client = s3.client("s3")
+    for name, table in RUN_TABLES.items():
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"pc/{name}/")["Contents"]]
+        assert len(keys) == 2
+        # Read through a local mirror: pyarrow's S3 filesystem does not go through moto's in-process mock.
+        files = {k: get(s3, f"s3://{BUCKET}/{k}") for k in keys}
+        parts = []
+        for key, body in files.items():
+            schema = pq.read_schema(io.BytesIO(body))
+            assert schema == table.arrow(with_partition=False), name
+            parts.append(key)
+        assert all(f"/{PARTITION_COLUMN}=" in k and "/run=" in k for k in parts)
+
+
+def test_pyarrow_dataset_partitioning_on_local_copy(s3, tmp_path):
+    run(s3, 0)
+    client = s3.client("s3")
+    for obj in client.list_objects_v2(Bucket=BUCKET, Prefix="pc/nodes/")["Contents"]:
+        dest = tmp_path / obj["Key"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(get(s3, f"s3://{BUCKET}/{obj['Key']}"))
+    table = RUN_TABLES["nodes"]
+    import pyarrow as pa
+
+    partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32()), ("run", pa.string())]), flavor="hive")
+    dataset = ds.dataset(tmp_path / "pc" / "nodes", format="parquet", partitioning=partitioning)
+    expected = pa.schema(
+        [*table.arrow(with_partition=False), pa.field(PARTITION_COLUMN, pa.date32()), pa.field("run", pa.string())]
+    )
+    assert dataset.schema == expected
+    frame = dataset.to_table().to_pandas()
+    assert len(frame) == 3 and set(frame[PARTITION_COLUMN].astype(str)) == {"2026-11-29"}
+
+
+def test_delta_and_sla_aging_across_three_runs(s3):
+    first, _, _ = run(s3, 0)
+    assert first["delta"].empty
+    second, _, previous = run(s3, 8)
+    assert previous is not None and previous.run_id == f"scheduled__{NOW.isoformat()}"
+    delta = second["delta"]
+    changes = sorted(zip(delta["change"], delta["instance_id"], delta["kb_id"].fillna("-"), strict=True))
+    assert changes == [
+        ("CLOSED_PATCH", A, "curl"),
+        ("NEWLY_NON_COMPLIANT", B, "-"),
+        ("NEW_MISSING_PATCH", B, "openssl"),
+    ]
+    assert set(delta["previous_run_id"]) == {previous.run_id}
+    kernel = second["patches"].query("kb_id == 'kernel'").iloc[0]
+    # first_seen carried from day 0's scan: 8 days old now, Critical SLA 7 days -> breached.
+    assert kernel["first_seen"] == pd.Timestamp(NOW - timedelta(hours=1))
+    assert kernel["age_days"] == 8 and bool(kernel["sla_breached"])
+    openssl = second["patches"].query("kb_id == 'openssl'").iloc[0]
+    assert openssl["age_days"] == 0 and not openssl["sla_breached"]
+
+    third, uris, previous = run(s3, 16)
+    assert previous.run_id == f"scheduled__{(NOW + timedelta(days=8)).isoformat()}"
+    delta = third["delta"]
+    changes = sorted(zip(delta["change"], delta["instance_id"], delta["kb_id"].fillna("-"), strict=True))
+    assert changes == [
+        ("CLOSED_PATCH", A, "kernel"),
+        ("NEWLY_NON_COMPLIANT", C, "-"),
+        ("NEW_MISSING_PATCH", C, "zlib"),
+        ("REMEDIATED", A, "-"),
+    ]
+    openssl = third["patches"].query("kb_id == 'openssl'").iloc[0]
+    assert openssl["age_days"] == 8 and openssl["sla_days"] == 14 and not openssl["sla_breached"]
+    assert third["nodes"].query("instance_id == @B").iloc[0]["sla_breaches"] == 0
+    summary = json.loads(get(s3, uris["latest"]))
+    assert [p["snapshot_date"] for p in summary["trend"]] == ["2026-11-29", "2026-12-07", "2026-12-15"]
+    assert [p["nodes"] for p in summary["trend"]] == [2, 2, 3]
+    history = load_history(s3, reports_cfg(), DAG, limit=2)
+    assert [h["snapshot_date"] for h in history] == ["2026-12-07", "2026-12-15"]
+
+
+def test_report_html_has_charts_and_summary_figures(s3):
+    run(s3, 0)
+    _, uris, _ = run(s3, 8)
+    html = get(s3, uris["report.html"]).decode()
+    summary = json.loads(get(s3, uris["summary.json"]))
+    assert html.count("<svg") == 4
+    for chart in ("chart-ou", "chart-severity", "chart-top-patches", "chart-trend"):
+        assert f'id="{chart}"><svg' in html
+    assert "http://" not in html.replace("http://www.w3.org/", "") and "https://" not in html  # self-contained
+    totals = summary["totals"]
+    assert f'id="nodes">Nodes<b>{totals["nodes"]}</b>' in html
+    assert f'id="non-compliant">Non-compliant<b>{totals["non_compliant"]}</b>' in html
+    assert f'id="compliant-pct">Compliant %<b>{totals["compliant_pct"]:.2f}</b>' in html
+    assert f'id="sla-breaches">SLA breaches<b>{totals["sla_breaches"]}</b>' in html
+    assert totals["sla_breaches"] == 1 and "kernel.x86_64" in html  # the SLA breach row
+    for row in summary["worst_accounts"]:
+        assert row["account_id"] in html
+
+
+def test_nodes_csv(s3):
+    tables, uris, _ = run(s3, 0)
+    frame = pd.read_csv(io.BytesIO(get(s3, uris["nodes.csv"])), dtype=str)
+    assert list(frame.columns) == RUN_TABLES["nodes"].names
+    assert len(frame) == len(tables["nodes"])
+    assert frame["last_scan_time"].dropna().str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").all()
+
+
+def test_publish_rejects_a_mismatched_summary(s3):
+    docs, commands = day_docs(0)
+    tables = build_tables(
+        docs,
+        commands,
+        None,
+        run_id="r1",
+        dag_id=DAG,
+        snapshot_date=NOW.date(),
+        now=NOW,
+        sla_days=SLA,
+        stale_after_days=7,
+    )
+    summary = summarize(tables, run_id="r2", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
+    with pytest.raises(ValueError, match="summary is for run 'r2'"):
+        publish_reports(s3, reports_cfg(), tables, summary, run_id="r1", dag_id=DAG, snapshot_date=NOW.date())
+    with pytest.raises(ValueError, match="missing"):
+        publish_reports(
+            s3, reports_cfg(), {"nodes": tables["nodes"]}, summary, run_id="r2", dag_id=DAG, snapshot_date=NOW.date()
+        )
