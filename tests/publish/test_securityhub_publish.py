@@ -378,3 +378,57 @@ def test_bad_inputs_name_the_problem(sh) -> None:
         publish_findings(
             sh.context_for, frame([node(A, EU, "i-1")]), NO_PATCHES, cfg=CFG, run_id="r", now=T0, partition="aws-moon"
         )
+
+
+def test_through_the_sandbox_server_with_member_roles() -> None:
+    """The real emulator server routes Security Hub to the backend; AssumeRole gives each account's context."""
+    from include.patch_compliance.aws.members import MemberContexts
+    from include.patch_compliance.config import AccessConfig
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(profile="small", seed=7, time_scale=0) as sb:
+        mgmt = sb.fleet["management_account_id"]
+        members = [
+            a["id"] for a in sb.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"] and a["id"] != mgmt
+        ]
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=US)
+        contexts = MemberContexts(
+            AwsContext(session=session, endpoint_url=sb.url),
+            AccessConfig(member_role_name=sb.fleet["member_role_name"]),
+            "t",
+        )
+        enabled, disabled = members[0], members[1]
+        client = contexts.get(enabled).client("securityhub", US)
+        client.enable_security_hub()
+        # Patch Manager's export is on after enabling (as on AWS); turn it off so our findings are wanted.
+        client.disable_import_findings_for_product(
+            ProductSubscriptionArn=f"arn:aws:securityhub:{US}:{enabled}:product-subscription/aws/ssm-patch-manager"
+        )
+        fleet = [node(enabled, US, "i-1"), node(enabled, US, "i-2", "COMPLIANT"), node(disabled, US, "i-3")]
+        result = publish_findings(contexts.get, frame(fleet), NO_PATCHES, cfg=CFG, run_id="r", now=T0)
+        assert result.created == 1
+        assert [(e["account_id"], e["stage"]) for e in result.errors] == [(disabled, "not_enabled")]
+        [stored] = client.get_findings()["Findings"]
+        assert stored["Id"] == f"{enabled}/{US}/i-1/patch-compliance" and stored["AwsAccountId"] == enabled
+        assert sb.calls()["securityhub.BatchImportFindings"] == 1
+
+
+def test_a_customer_suppressed_finding_keeps_its_workflow_when_resolved(sh) -> None:
+    publish(sh, [node(A, EU, "i-1"), node(A, EU, "i-2")])
+    product = f"arn:aws:securityhub:{EU}:{A}:product/{A}/default"
+    sh.handle(
+        "PATCH",
+        "/findings/batchupdate",
+        {},
+        {
+            "FindingIdentifiers": [{"Id": f"{A}/{EU}/i-1/patch-compliance", "ProductArn": product}],
+            "Workflow": {"Status": "SUPPRESSED"},
+        },
+        A,
+        EU,
+    )
+    result = publish(sh, [node(A, EU, "i-1", "COMPLIANT"), node(A, EU, "i-2", "COMPLIANT")], now=T0 + timedelta(1))
+    assert result.resolved == 2
+    found = by_instance(sh)
+    assert (found["i-1"]["Workflow"]["Status"], found["i-2"]["Workflow"]["Status"]) == ("SUPPRESSED", "RESOLVED")
+    assert sh.calls()["BatchUpdateFindings"] == 2  # the customer's call and ours (for i-2 only)

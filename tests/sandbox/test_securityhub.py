@@ -546,3 +546,16 @@ def test_timestamps_compare_exactly() -> None:
     assert parse_timestamp("2026-11-01T00:00:00.5Z") == parse_timestamp("2026-11-01T01:00:00.500+01:00")
     assert parse_timestamp("2026-11-01T00:00:00Z") < parse_timestamp("2026-11-01T00:00:00.000000001Z")
     assert parse_timestamp("2026-11-01") is None
+
+
+def test_concurrent_imports_are_thread_safe(hub) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(n: int) -> int:
+        batch = [finding(f"t{n}-{i}", UpdatedAt=f"2026-11-0{1 + i % 5}T00:00:00Z") for i in range(50)]
+        return import_(hub, *batch, *batch)[1]["SuccessCount"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert sum(pool.map(worker, range(16))) == 16 * 100
+    assert len(hub.findings(ACCOUNT, REGION)) == 16 * 50
+    assert hub.calls()["BatchImportFindings"] == 16

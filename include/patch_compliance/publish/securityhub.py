@@ -74,6 +74,7 @@ class FindingsResult:
 class _Outgoing:
     kind: str  # created | updated | resolved
     finding: dict
+    workflow: str | None = None  # the stored finding's Workflow.Status, if any
 
 
 def publish_findings(
@@ -219,10 +220,11 @@ class _TargetPublisher:
                 outgoing.append(_Outgoing("updated" if old else "created", finding))
             elif status == "COMPLIANT" and old and _is_open(old):
                 finding = asff.resolved_finding(node, old, partition=self.partition, run_id=self.run_id, now=self.now)
-                outgoing.append(_Outgoing("resolved", finding))
+                outgoing.append(_Outgoing("resolved", finding, _workflow(old)))
         for fid, old in sorted(existing.items()):
             if fid not in present and old.get("RecordState") == "ACTIVE":
-                outgoing.append(_Outgoing("resolved", asff.archived_finding(old, run_id=self.run_id, now=self.now)))
+                archived = asff.archived_finding(old, run_id=self.run_id, now=self.now)
+                outgoing.append(_Outgoing("resolved", archived, _workflow(old)))
         return outgoing
 
     def _import(self, outgoing: list[_Outgoing]) -> None:
@@ -254,7 +256,8 @@ class _TargetPublisher:
             if fid in failures:
                 continue
             setattr(self.result, item.kind, getattr(self.result, item.kind) + 1)
-            if item.kind == "resolved":
+            # A customer's SUPPRESSED (or RESOLVED) stays as they set it; NEW/NOTIFIED become RESOLVED.
+            if item.kind == "resolved" and item.workflow in (None, "NEW", "NOTIFIED"):
                 resolved.append(fid)
         self._mark_resolved(resolved)
 
@@ -280,6 +283,8 @@ class _TargetPublisher:
     def _mark_resolved(self, finding_ids: list[str]) -> None:
         """Workflow RESOLVED for findings we resolved (optional per aws_domain §1.10; it resets to NEW by itself if
         the node fails again). Best effort: a refusal is recorded, the import already happened."""
+        if not finding_ids:
+            return
         self.stage = "batch_update_findings"
         identifiers = [{"Id": fid, "ProductArn": self.product_arn} for fid in finding_ids]
         for batch in chunks(identifiers, MAX_UPDATE_IDENTIFIERS):
@@ -311,6 +316,10 @@ def size_batches(findings: list[dict], max_count: int, max_bytes: int) -> Iterat
         batch_bytes += finding_bytes
     if batch:
         yield batch
+
+
+def _workflow(finding: Mapping[str, Any]) -> str | None:
+    return (finding.get("Workflow") or {}).get("Status")
 
 
 def _is_open(finding: Mapping[str, Any]) -> bool:
