@@ -432,3 +432,29 @@ def test_a_customer_suppressed_finding_keeps_its_workflow_when_resolved(sh) -> N
     found = by_instance(sh)
     assert (found["i-1"]["Workflow"]["Status"], found["i-2"]["Workflow"]["Status"]) == ("SUPPRESSED", "RESOLVED")
     assert sh.calls()["BatchUpdateFindings"] == 2  # the customer's call and ours (for i-2 only)
+
+
+def test_parallel_and_serial_runs_report_the_same(sh) -> None:
+    sh.unreachable.add(C)
+    fleet = [
+        node(acct, region, f"i-{acct[:1]}{region[:2]}{n}")
+        for acct in (A, B, C)
+        for region in (EU, US)
+        for n in range(3)
+    ]
+    fleet.append(node(A, "ap-southeast-2", "i-x"))
+    serial = publish(sh, fleet, max_workers=1).as_dict()
+    parallel = publish(sh, fleet, now=T0 + timedelta(days=1), max_workers=8).as_dict()
+    assert serial["created"] == parallel["updated"] == 12
+    assert serial["errors"] == parallel["errors"]
+    assert [e["account_id"] for e in serial["errors"]] == [A, C, C]  # in (account, region) order
+
+
+def test_unknown_compliance_status_and_duplicate_rows(sh, caplog) -> None:
+    with pytest.raises(ValueError, match=r"compliance_status has values \['BROKEN'\]"):
+        publish(sh, [node(A, EU, "i-1", "BROKEN")])
+    with pytest.raises(ValueError, match="max_workers"):
+        publish(sh, [node(A, EU, "i-1")], max_workers=0)
+    result = publish(sh, [node(A, EU, "i-1"), node(A, EU, "i-1", missing_count=9)])
+    assert result.created == 1 and sh.findings(A, EU)[0]["PatchSummary"]["MissingCount"] == 2
+    assert "twice" in caplog.text

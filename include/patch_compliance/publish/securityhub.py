@@ -14,7 +14,9 @@ findings are recorded in the result.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,7 @@ MAX_UPDATE_IDENTIFIERS = 100  # BatchUpdateFindings
 NATIVE_EXPORT_SUBSCRIPTION = ":product-subscription/aws/ssm-patch-manager"
 THROTTLING_CODES = ("LimitExceededException", "ThrottlingException", "TooManyRequestsException")
 NOT_ENABLED_CODES = ("InvalidAccessException", "InvalidAccess")
+COMPLIANCE_STATUSES = ("COMPLIANT", "NON_COMPLIANT", "UNKNOWN")  # transform/schema.py vocabulary
 NODE_COLUMNS = ("account_id", "region", "instance_id", "compliance_status")
 PATCH_COLUMNS = ("account_id", "region", "instance_id")
 ContextFor = Callable[[str], AwsContext]
@@ -65,6 +68,13 @@ class FindingsResult:
             {"account_id": account_id, "region": region, "stage": stage, "code": code, "message": message[:1000]}
         )
 
+    def merge(self, other: FindingsResult) -> None:
+        for name in ("created", "updated", "resolved", "failed", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors += other.errors
+        self.failed_findings += other.failed_findings
+        self.skipped_targets += other.skipped_targets
+
     def skip(self, account_id: str, region: str, reason: str) -> None:
         self.skipped += 1
         self.skipped_targets.append({"account_id": account_id, "region": region, "reason": reason})
@@ -87,10 +97,12 @@ def publish_findings(
     now: datetime,
     partition: str = "aws",
     scanned_targets: Iterable[tuple[str, str]] = (),
+    max_workers: int = 4,
 ) -> FindingsResult:
     """Import one finding per node into each node's own account-region and archive findings of nodes that are
     compliant again or gone. ``scanned_targets`` adds collected (account, region) pairs that have no node rows, so
-    that the findings of their vanished nodes are archived too."""
+    that the findings of their vanished nodes are archived too. Account-regions run ``max_workers`` at a time
+    (each is a few calls; Security Hub's rate limits are per account and Region, aws_domain §1.10)."""
     result = FindingsResult(enabled=cfg.enabled)
     if not cfg.enabled:
         return result
@@ -98,44 +110,89 @@ def publish_findings(
         raise ValueError("now must be timezone-aware (UTC), e.g. datetime.now(timezone.utc)")
     if partition not in ("aws", "aws-cn", "aws-us-gov"):
         raise ValueError(f"partition {partition!r} is not one of aws, aws-cn, aws-us-gov")
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
     _require(nodes, NODE_COLUMNS, "nodes")
     _require(patches, PATCH_COLUMNS, "patches")
     node_rows = _records(nodes)
+    unknown = sorted({str(r["compliance_status"]) for r in node_rows} - set(COMPLIANCE_STATUSES))
+    if unknown:
+        raise ValueError(f"nodes.compliance_status has values {unknown}; allowed: {', '.join(COMPLIANCE_STATUSES)}")
     patches_by_node: dict[tuple[str, str, str], list[dict]] = {}
     for patch in _records(patches):
         patches_by_node.setdefault((patch["account_id"], patch["region"], patch["instance_id"]), []).append(patch)
+    targets, uncollected = _targets(node_rows, scanned_targets)
+    contexts = _Contexts(context_for)
 
-    targets: dict[tuple[str, str], list[dict]] = {(a, r): [] for a, r in scanned_targets}
-    unreachable: set[tuple[str, str]] = set()
-    for row in node_rows:
-        key = (row["account_id"], row["region"])
-        targets.setdefault(key, [])
-        if row["instance_id"] is None:  # one row per target that could not be collected
-            unreachable.add(key)
-        else:
-            targets[key].append(row)
-
-    contexts: dict[str, AwsContext | TargetUnreachable] = {}
-    for account_id, region in sorted(targets):
-        if (account_id, region) in unreachable:
+    def one(key: tuple[str, str]) -> FindingsResult:
+        account_id, region = key
+        part = FindingsResult()
+        if key in uncollected:
             # Not collected this run: its nodes' state is unknown, so their findings stay as they are.
-            result.skip(account_id, region, "TARGET_NOT_COLLECTED")
-            continue
-        context = _context(contexts, context_for, account_id)
+            part.skip(account_id, region, "TARGET_NOT_COLLECTED")
+            return part
+        context = contexts.get(account_id)
         if isinstance(context, TargetUnreachable):
-            result.error(account_id, region, context.stage, context.code, context.message)
-            continue
+            part.error(account_id, region, context.stage, context.code, context.message)
+            return part
         publisher = _TargetPublisher(
-            context.client("securityhub", region), account_id, region, cfg, run_id, now, partition, result
+            context.client("securityhub", region), account_id, region, cfg, run_id, now, partition, part
         )
         try:
-            publisher.run(targets[(account_id, region)], patches_by_node)
+            publisher.run(targets[key], patches_by_node)
         except (ClientError, BotoCoreError) as exc:
             code = error_code(exc)
             stage = "not_enabled" if code in NOT_ENABLED_CODES else publisher.stage
             log.warning("Security Hub %s/%s: %s failed: %s", account_id, region, publisher.stage, exc)
-            result.error(account_id, region, stage, code, str(exc))
+            part.error(account_id, region, stage, code, str(exc))
+        return part
+
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="securityhub") as pool:
+        parts = list(pool.map(one, sorted(targets)))  # map keeps target order: a deterministic report
+    for part in parts:
+        result.merge(part)
     return result
+
+
+def _targets(
+    node_rows: list[dict], scanned_targets: Iterable[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], list[dict]], set[tuple[str, str]]]:
+    """Node rows per (account, region), and the targets that were not collected (a row with no instance_id)."""
+    targets: dict[tuple[str, str], list[dict]] = {(a, r): [] for a, r in scanned_targets}
+    uncollected: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
+    for row in node_rows:
+        key = (row["account_id"], row["region"])
+        targets.setdefault(key, [])
+        if row["instance_id"] is None:
+            uncollected.add(key)
+        elif (*key, row["instance_id"]) in seen:
+            log.warning("nodes table lists %s/%s/%s twice; using the first row", *key, row["instance_id"])
+        else:
+            seen.add((*key, row["instance_id"]))
+            targets[key].append(row)
+    return targets, uncollected
+
+
+class _Contexts:
+    """One ``context_for`` call per account, shared by its regions and threads; failures remembered."""
+
+    def __init__(self, context_for: ContextFor) -> None:
+        self._context_for = context_for
+        self._found: dict[str, AwsContext | TargetUnreachable] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, account_id: str) -> AwsContext | TargetUnreachable:
+        with self._lock:
+            account_lock = self._locks.setdefault(account_id, threading.Lock())
+        with account_lock:
+            if account_id not in self._found:
+                try:
+                    self._found[account_id] = self._context_for(account_id)
+                except TargetUnreachable as exc:
+                    self._found[account_id] = exc
+            return self._found[account_id]
 
 
 class _TargetPublisher:
@@ -326,17 +383,6 @@ def _is_open(finding: Mapping[str, Any]) -> bool:
     """Anything but an already resolved record (ARCHIVED and PASSED) still needs resolving."""
     passed = (finding.get("Compliance") or {}).get("Status") == "PASSED"
     return not (finding.get("RecordState") == "ARCHIVED" and passed)
-
-
-def _context(
-    cache: dict[str, AwsContext | TargetUnreachable], context_for: ContextFor, account_id: str
-) -> AwsContext | TargetUnreachable:
-    if account_id not in cache:
-        try:
-            cache[account_id] = context_for(account_id)
-        except TargetUnreachable as exc:
-            cache[account_id] = exc
-    return cache[account_id]
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
