@@ -28,12 +28,14 @@ class PatchCompliancePlugin(AirflowPlugin):
     ]
     external_views = [
         {
-            "name": "Patch compliance",
+            # Short: the nav rail truncates longer labels ("Patch co…"); the page itself is titled in full.
+            "name": "Compliance",
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
             "url_route": "patch-compliance",
             "icon": f"{URL_PREFIX}/static/icon.svg",
-            "category": "browse",
+            "icon_dark_mode": f"{URL_PREFIX}/static/icon-dark.svg",
+            "nav_top_level": True,
         }
     ]
     # Listed for Admin > Plugins; the links act through the operators' own operator_extra_links (see links.py).

@@ -79,7 +79,9 @@ class ApiServer:
 def _run(cmd: list[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -181,7 +183,7 @@ def _stop(process: subprocess.Popen) -> None:
 def chromium_missing_reason() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
     if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found: install Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+        return f"{CHROMIUM} not found: apt-get update && apt-get install -y chromium chromium-driver"
     if not CHROMEDRIVER.exists():
         return f"{CHROMEDRIVER} not found: apt-get install -y chromium-driver"
     try:
@@ -223,9 +225,11 @@ def wait_for(driver: Any, css: str, *, timeout: float = 30) -> Any:
 
 def full_page_screenshot(driver: Any, path: Path) -> Path:
     """Resize the window to the whole document and save a PNG (``path``'s folder is created)."""
-    height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
     width = driver.execute_script("return Math.ceil(document.documentElement.scrollWidth)")
-    driver.set_window_size(max(width, 1024), max(height, 600))
+    height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
+    # The window is larger than the viewport by the browser frame: add that difference back.
+    frame = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(max(width, 1024), max(height, 600) + max(frame, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path

@@ -67,7 +67,10 @@ def browser() -> Iterator:
 def _metrics(browser) -> dict[str, str]:
     from selenium.webdriver.common.by import By
 
-    return {el.get_attribute("data-metric"): el.text.strip() for el in browser.find_elements(By.CSS_SELECTOR, "[data-metric]")}
+    return {
+        el.get_attribute("data-metric"): el.text.strip()
+        for el in browser.find_elements(By.CSS_SELECTOR, "[data-metric]")
+    }
 
 
 def test_page_shows_the_figures_of_summary_json(server: ApiServer, browser, published: dict) -> None:
@@ -106,9 +109,17 @@ def test_page_shows_the_figures_of_summary_json(server: ApiServer, browser, publ
 
 
 def test_page_is_in_the_airflow_nav(server: ApiServer, browser) -> None:
+    """A user opens Airflow, clicks the top-level "Compliance" nav entry and gets the page in an iframe."""
     from selenium.webdriver.common.by import By
 
-    browser.get(server.url("/plugin/patch-compliance"))
+    browser.set_window_size(1440, 900)
+    browser.get(server.url("/"))
+    entry = wait_for(browser, "a[href$='/plugin/patch-compliance']", timeout=60)
+    assert entry.text.strip() == "Compliance"
+    icon = entry.find_element(By.TAG_NAME, "img")
+    assert icon.get_attribute("src").endswith("/patch-compliance/static/icon.svg")
+    assert browser.execute_script("return arguments[0].naturalWidth", icon) > 0  # the icon loaded
+    entry.click()
     frame = wait_for(browser, "iframe", timeout=60)
     assert frame.get_attribute("src").endswith(PAGE)
     browser.switch_to.frame(frame)
@@ -116,17 +127,16 @@ def test_page_is_in_the_airflow_nav(server: ApiServer, browser) -> None:
         wait_for(browser, "[data-state='report']")
     finally:
         browser.switch_to.default_content()
-    nav = browser.find_element(By.TAG_NAME, "body").text
-    assert "Patch compliance" in nav or browser.find_elements(By.CSS_SELECTOR, "[title='Patch compliance'], [aria-label='Patch compliance']")
-    full_page_screenshot(browser, ARTIFACTS / "patch_compliance_in_airflow.png")
-    browser.set_window_size(1440, 1000)
+    browser.save_screenshot(str(ARTIFACTS / "patch_compliance_in_airflow.png"))
 
 
 def test_json_endpoint_and_report_through_the_api_server(server: ApiServer, published: dict) -> None:
     response = requests.get(server.url("/patch-compliance/api/summary"), timeout=30)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "summary": published}
-    report = requests.get(server.url(f"/patch-compliance/runs/{safe_run_id(published['trend'][0]['run_id'])}/report"), timeout=30)
+    report = requests.get(
+        server.url(f"/patch-compliance/runs/{safe_run_id(published['trend'][0]['run_id'])}/report"), timeout=30
+    )
     assert report.content == report_html(published["trend"][0]["run_id"])
 
 

@@ -172,6 +172,7 @@ def test_plugin_registers_page_nav_entry_and_links() -> None:
     assert app["url_prefix"] == "/patch-compliance"
     (view,) = PatchCompliancePlugin.external_views
     assert (view["href"], view["destination"], view["url_route"]) == ("/patch-compliance/", "nav", "patch-compliance")
+    assert view["nav_top_level"] is True and view["icon"] == "/patch-compliance/static/icon.svg"
     assert [type(lk) for lk in PatchCompliancePlugin.operator_extra_links] == [
         SsmRunCommandLink,
         S3ReportLink,

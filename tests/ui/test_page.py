@@ -184,3 +184,13 @@ def test_nothing_is_read_until_a_request_arrives() -> None:
     assert calls == []
     assert TestClient(app).get("/static/page.css").status_code == 200
     assert calls == []
+
+
+def test_empty_run_id_in_the_trend_is_a_contract_error(client: TestClient, s3) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    summary = make_summary()
+    summary["trend"][2]["run_id"] = ""
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/latest/summary.json", Body=json.dumps(summary).encode())
+    problem = client.get("/api/summary").json()["problem"]
+    assert problem["code"] == "InvalidSummary"
+    assert "trend.2.run_id" in problem["message"]

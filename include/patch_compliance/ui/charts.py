@@ -67,11 +67,24 @@ class TrendChart:
     x_labels: list[tuple[float, str]] = field(default_factory=list)
 
 
+def _spaced_labels(points: list[TrendPoint], *, min_gap: float) -> list[tuple[float, str]]:
+    """Date labels at least ``min_gap`` px apart, always the last (latest) one, then the first and every other
+    point that fits, so dates never overlap however many runs there are."""
+    if not points:
+        return []
+    last = points[-1]
+    chosen: list[TrendPoint] = []
+    for p in points[:-1]:
+        if (not chosen or p.x - chosen[-1].x >= min_gap) and last.x - p.x >= min_gap:
+            chosen.append(p)
+    return [(p.x, p.label) for p in [*chosen, last]]
+
+
 def _fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}%"
 
 
-def ou_chart(rows: list[OuRow], *, width: int = 560, label_width: int = 190, bar_height: int = 22) -> BarChart:
+def ou_chart(rows: list[OuRow], *, width: int = 780, label_width: int = 200, bar_height: int = 22) -> BarChart:
     """One 100% bar per OU split into compliant / non-compliant / unknown, worst OU first."""
     ordered = sorted(rows, key=lambda r: (r.compliant_pct if r.compliant_pct is not None else -1, r.ou_path))
     shown = ordered[:MAX_OU_BARS]
@@ -106,7 +119,7 @@ def ou_chart(rows: list[OuRow], *, width: int = 560, label_width: int = 190, bar
 
 
 def count_chart(
-    counts: dict[str, int], order: tuple[str, ...], *, css_prefix: str, width: int = 420, label_width: int = 120
+    counts: dict[str, int], order: tuple[str, ...], *, css_prefix: str, width: int = 365, label_width: int = 104
 ) -> BarChart:
     """Bars proportional to the largest count, in a fixed order (known keys first, then any others sorted)."""
     keys = [k for k in order if k in counts] + sorted(k for k in counts if k not in order)
@@ -125,7 +138,7 @@ def count_chart(
     return BarChart(width, height, label_width, plot, bar_height, bars)
 
 
-def trend_chart(rows: list[TrendRow], *, width: int = 560, height: int = 220) -> TrendChart:
+def trend_chart(rows: list[TrendRow], *, width: int = 780, height: int = 240) -> TrendChart:
     """Compliant % per run on a fixed 0..100 axis (a zoomed axis would exaggerate small moves), oldest first."""
     ordered = sorted(rows, key=lambda r: (r.snapshot_date, r.run_id))
     left, top, right, bottom = 44, 12, 16, 30
@@ -149,7 +162,5 @@ def trend_chart(rows: list[TrendRow], *, width: int = 560, height: int = 220) ->
     path = " ".join(f"{'M' if i == 0 else 'L'}{p.x},{p.y}" for i, p in enumerate(points))
     area = f"{path} L{points[-1].x},{top + plot_h} L{points[0].x},{top + plot_h} Z" if len(points) > 1 else ""
     grid = [(round(top + plot_h * (1 - v / 100), 2), f"{v}%") for v in (0, 25, 50, 75, 100)]
-    # At most ~6 date labels, always the first and the last.
-    every = max(1, -(-len(points) // 6))
-    x_labels = [(p.x, p.label) for i, p in enumerate(points) if i % every == 0 or i == len(points) - 1]
+    x_labels = _spaced_labels(points, min_gap=110)
     return TrendChart(width, height, left, top, plot_w, plot_h, points, path, area, grid, x_labels)

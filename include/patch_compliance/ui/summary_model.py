@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Count = Annotated[int, Field(ge=0)]
+NonEmpty = Annotated[str, Field(min_length=1)]
 # compliant_pct is a percentage 0..100; null when there is nothing to divide by (no nodes).
 Pct = Annotated[float, Field(ge=0, le=100)] | None
 
@@ -49,7 +50,7 @@ class AccountRow(_Model):
 
 
 class TrendRow(_Model):
-    run_id: str
+    run_id: NonEmpty
     snapshot_date: str
     nodes: Count
     compliant_pct: Pct
@@ -63,7 +64,7 @@ class SecurityHubCounts(_Model):
 
 
 class Summary(_Model):
-    run_id: str
+    run_id: NonEmpty
     dag_id: str
     snapshot_date: str
     generated_at: str

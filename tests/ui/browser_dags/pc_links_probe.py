@@ -28,7 +28,9 @@ class LinkProbeOperator(BaseOperator):
     def execute(self, context) -> None:
         ti = context["ti"]
         ti.xcom_push(key=XCOM_SSM_COMMAND, value=ssm_command_url(self.region, COMMANDS[self.region]))
-        ti.xcom_push(key=XCOM_REPORT, value=s3_report_url("pc-reports-test", f"patch-compliance/runs/{self.region}", self.region))
+        ti.xcom_push(
+            key=XCOM_REPORT, value=s3_report_url("pc-reports-test", f"patch-compliance/runs/{self.region}", self.region)
+        )
         ti.xcom_push(key=XCOM_SECURITYHUB, value=securityhub_findings_url(self.region))
 
 
