@@ -280,3 +280,24 @@ def test_publish_rejects_a_mismatched_summary(s3):
         publish_reports(
             s3, reports_cfg(), {"nodes": tables["nodes"]}, summary, run_id="r2", dag_id=DAG, snapshot_date=NOW.date()
         )
+
+
+def test_fleet_daily_published_per_day_from_history(s3):
+    from include.patch_compliance.publish.reports import publish_fleet_daily
+    from include.patch_compliance.transform.schema import FLEET_DAILY
+    from include.patch_compliance.transform.trends import fleet_daily
+
+    run(s3, 0)
+    run(s3, 8)
+    frame = fleet_daily(load_history(s3, reports_cfg(), DAG))
+    written = publish_fleet_daily(s3, reports_cfg(), frame)
+    assert written == {
+        day: f"s3://{BUCKET}/pc/fleet_daily/snapshot_date={day}/part-0.parquet" for day in ("2026-11-29", "2026-12-07")
+    }
+    body = get(s3, written["2026-12-07"])
+    back = pq.read_table(io.BytesIO(body))
+    assert back.schema == FLEET_DAILY.arrow(with_partition=False)
+    rows = back.to_pylist()
+    prod = [r for r in rows if r["ou_path"] == "Root/Workloads/Prod"][0]
+    assert (prod["nodes"], prod["compliant"], prod["sla_breaches"]) == (2, 0, 1)
+    assert publish_fleet_daily(s3, reports_cfg(), frame) == written and get(s3, written["2026-12-07"]) == body
