@@ -178,3 +178,35 @@ def test_size_batches_bound_count_and_bytes() -> None:
     assert all(sum(asff.size(f) + 1 for f in b) <= 10_500 for b in by_bytes)
     assert [f["Id"] for b in by_bytes for f in b] == [str(n) for n in range(250)]
     assert len(by_bytes) == 25
+
+
+class _Recording(dict):
+    """A row that remembers which columns the builder read."""
+
+    def __init__(self, row: dict, seen: set[str]) -> None:
+        super().__init__(row)
+        self.seen = seen
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+
+def test_builder_reads_only_columns_of_the_report_schema() -> None:
+    """Contract with transform/schema.py: every column read exists there (operation_* are optional extras)."""
+    from include.patch_compliance.transform.schema import NODES, PATCHES
+
+    node_cols: set[str] = set()
+    patch_cols: set[str] = set()
+    row = _Recording({name: None for name in NODES.names} | node(), node_cols)
+    patches = [_Recording({name: None for name in PATCHES.names} | patch("KB1"), patch_cols)]
+    failed = asff.failed_finding(row, patches, None, partition="aws", run_id="r", now=NOW, max_patches=5)
+    asff.resolved_finding(row, failed, partition="aws", run_id="r", now=NOW)
+    assert node_cols - {"operation_start_time", "operation_end_time"} <= set(NODES.names)
+    assert patch_cols <= set(PATCHES.names)
+    assert {"highest_missing_severity", "baseline_id", "last_scan_time"} <= node_cols
+    assert {"kb_id", "cve_ids", "severity", "first_seen"} <= patch_cols
