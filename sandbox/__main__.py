@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  export AWS_ENDPOINT_URL={server.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
           "AWS_DEFAULT_REGION=us-east-1", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug returns from here on Ctrl-C
     except KeyboardInterrupt:
-        print("sandbox stopped", flush=True)
+        pass
+    print("sandbox stopped", flush=True)
     return 0
 
 
