@@ -458,3 +458,23 @@ def test_unknown_compliance_status_and_duplicate_rows(sh, caplog) -> None:
     result = publish(sh, [node(A, EU, "i-1"), node(A, EU, "i-1", missing_count=9)])
     assert result.created == 1 and sh.findings(A, EU)[0]["PatchSummary"]["MissingCount"] == 2
     assert "twice" in caplog.text
+
+
+def test_hub_disabled_between_read_and_import_is_recorded_from_failed_findings(sh) -> None:
+    # Security Hub answers InvalidAccess per finding rather than an exception (finding-update-batchimportfindings.md).
+    def disable_hub(**_: object) -> None:
+        sh.handle("DELETE", "/accounts", {}, None, A, EU)  # returning None lets the call go ahead
+
+    def context_for(account_id: str) -> AwsContext:
+        context = sh.context_for(account_id)
+        context.client("securityhub", EU).meta.events.register(
+            "before-call.securityhub.BatchImportFindings", disable_hub
+        )
+        return context
+
+    result = publish_findings(
+        context_for, frame([node(A, EU, "i-1")]), NO_PATCHES, cfg=CFG, run_id="r", now=T0, max_workers=1
+    )
+    assert (result.created, result.failed) == (0, 1)
+    assert result.failed_findings[0]["error_code"] == "InvalidAccess"
+    assert [(e["stage"], e["code"]) for e in result.errors] == [("not_enabled", "InvalidAccess")]

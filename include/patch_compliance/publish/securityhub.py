@@ -306,7 +306,11 @@ class _TargetPublisher:
         if failures and all(f["ErrorCode"] in NOT_ENABLED_CODES for f in failures.values()):
             # A disabled hub answers BatchImportFindings with InvalidAccess per finding (aws_domain §1.10).
             self.result.error(
-                self.account_id, self.region, "not_enabled", "InvalidAccess", "Security Hub refused every finding"
+                self.account_id,
+                self.region,
+                "not_enabled",
+                "InvalidAccess",
+                f"{len(failures)} findings refused with InvalidAccess: Security Hub or the integration is off",
             )
         resolved: list[str] = []
         for fid, item in by_id.items():
@@ -380,9 +384,8 @@ def _workflow(finding: Mapping[str, Any]) -> str | None:
 
 
 def _is_open(finding: Mapping[str, Any]) -> bool:
-    """Anything but an already resolved record (ARCHIVED and PASSED) still needs resolving."""
-    passed = (finding.get("Compliance") or {}).get("Status") == "PASSED"
-    return not (finding.get("RecordState") == "ARCHIVED" and passed)
+    """ACTIVE findings still need resolving; ARCHIVED ones (resolved or node gone) are closed already."""
+    return finding.get("RecordState") != "ARCHIVED"
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
