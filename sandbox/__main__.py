@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--time-scale", type=float, default=60.0,
                        help="emulated seconds per real second (0 freezes time; use /_sandbox/admin/advance)")
     serve.add_argument("--faults", help="YAML/JSON fault file (default: $PATCH_SANDBOX_FAULTS)")
+    serve.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     try:
         faults = load_faults(args.faults) if args.faults else faults_from_env()
@@ -31,10 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from sandbox.server import SandboxServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
-    server = SandboxServer(args.host, args.port, profile=args.profile, seed=args.seed, time_scale=args.time_scale,
-                           faults=faults)
+    server = SandboxServer(args.host, args.port, log_requests=args.log_requests, profile=args.profile,
+                           seed=args.seed, time_scale=args.time_scale, faults=faults)
     fleet = server.app.world.fleet
     print(f"sandbox ready at {server.url} profile={args.profile} seed={args.seed} accounts={len(fleet.accounts)} "
           f"regions={','.join(fleet.regions)} in {time.monotonic() - started:.2f}s", flush=True)

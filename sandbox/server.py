@@ -37,15 +37,21 @@ def build_app(profile: str = "small", seed: int = 7, time_scale: float = 60.0,
 class SandboxServer:
     """A sandbox on host:port (port 0 = a free one). `start()` serves from a thread, `serve_forever()` blocks."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 5055, **kwargs: object) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 5055, log_requests: bool = False, **kwargs: object
+                 ) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, code: object = "-", size: object = "-") -> None:
+                if log_requests:
+                    super().log_request(code, size)
 
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a sandbox is already running in this process (moto state is process-global)")
         try:
             self.app = build_app(**kwargs)  # type: ignore[arg-type]
             self.httpd: BaseWSGIServer = make_server(host, port, self.app, threaded=True,
-                                                     request_handler=MotoRequestHandler)
+                                                     request_handler=QuietHandler)
         except BaseException:
             _ACTIVE.release()
             raise

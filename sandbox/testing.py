@@ -4,7 +4,6 @@ callers pass `sb.url` as endpoint_url (or in their own env)."""
 from __future__ import annotations
 
 import json
-import logging
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +57,6 @@ class RunningSandbox:
 @contextmanager
 def running_sandbox(profile: str = "small", seed: int = 7, time_scale: float = 3600.0,
                     faults: dict | str | None = None) -> Iterator[RunningSandbox]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = SandboxServer("127.0.0.1", 0, profile=profile, seed=seed, time_scale=time_scale, faults=faults).start()
     try:
         sb = RunningSandbox(server.url, {}, server)
