@@ -210,3 +210,20 @@ def test_builder_reads_only_columns_of_the_report_schema() -> None:
     assert patch_cols <= set(PATCHES.names)
     assert {"highest_missing_severity", "baseline_id", "last_scan_time"} <= node_cols
     assert {"kb_id", "cve_ids", "severity", "first_seen"} <= patch_cols
+
+
+def test_records_from_plain_and_arrow_frames() -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    from include.patch_compliance.publish.securityhub import _records
+
+    naive = datetime(2026, 11, 1, 3, 0)
+    plain = pd.DataFrame({"a": ["x", None], "t": [naive, pd.NaT], "n": [1.0, float("nan")]})
+    mixed = plain.assign(m=[1, "two"])  # Arrow cannot type this column: row-wise fallback
+    arrow = pa.Table.from_pandas(plain, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+    for frame in (plain, mixed, arrow):
+        first, second = _records(frame)
+        assert first["t"] == naive.replace(tzinfo=UTC) and first["t"].tzinfo is not None
+        assert (second["a"], second["t"], second["n"]) == (None, None, None)
+    assert _records(mixed)[1]["m"] == "two"

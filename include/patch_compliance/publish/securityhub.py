@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
@@ -400,8 +401,19 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain dicts: missing values None, timestamps aware datetimes, lists as lists."""
-    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    """Rows as plain dicts: missing values None, timestamps aware datetimes, lists as lists. Arrow does it in one
+    pass (pandas' row-wise ``to_dict`` is ~10x slower on a fleet's patches table); mixed object columns that Arrow
+    cannot type fall back to the row-wise path."""
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:  # naive times are UTC in our tables
+            table = table.set_column(
+                index, column.name, table.column(index).cast(pa.timestamp(column.type.unit, "UTC"))
+            )
+    return table.to_pylist()
 
 
 def _clean(value: Any) -> Any:
