@@ -559,3 +559,20 @@ def test_concurrent_imports_are_thread_safe(hub) -> None:
         assert sum(pool.map(worker, range(16))) == 16 * 100
     assert len(hub.findings(ACCOUNT, REGION)) == 16 * 50
     assert hub.calls()["BatchImportFindings"] == 16
+
+
+def test_batch_over_6_mb_is_refused_whole(hub) -> None:
+    padded = [finding(f"p{i}", ProductFields={f"k{j}": "x" * 2000 for j in range(35)}) for i in range(100)]
+    assert all(len(json.dumps(f)) < MAX_FINDING_BYTES for f in padded)
+    status, body = import_(hub, *padded)
+    assert (status, body["Code"]) == (400, "InvalidInputException") and "6291456" in body["Message"]
+    assert hub.findings(ACCOUNT, REGION) == []
+
+
+def test_unknown_routes_and_unemulated_parameters_say_so(hub) -> None:
+    status, body = call(hub, "GET", "/standards/subscription")
+    assert (status, body["Code"]) == (404, "ResourceNotFoundException")
+    status, body = get(hub, SortCriteria=[{"Field": "UpdatedAt", "SortOrder": "desc"}])
+    assert status == 400 and "not emulated" in body["Message"]
+    status, body = get(hub, {"MalwareName": eq("x")})
+    assert status == 400 and "MalwareName is not emulated" in body["Message"]
