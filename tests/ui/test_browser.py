@@ -1,6 +1,7 @@
-"""Browser test: a real ``airflow api-server`` loads the plugin, reads summary.json from S3 (moto server) through the
-Airflow AWS connection, and headless Chromium shows the figures of summary.json; plus the extra links Airflow serves
-after a task ran. Screenshots go to ``artifacts/`` (gitignored). How to run: tests/ui/README.md."""
+"""Browser test: a real ``airflow api-server`` loads the plugin and reads summary.json from S3 (the project's
+emulator, ``sandbox.testing.running_sandbox``) through the Airflow AWS connection; headless Chromium shows the
+figures of summary.json. Plus the extra links Airflow serves after a mapped task ran. Screenshots go to
+``artifacts/`` (gitignored). How to run: tests/ui/README.md."""
 
 from __future__ import annotations
 
@@ -34,11 +35,16 @@ PAGE = "/patch-compliance/"
 
 
 @pytest.fixture(scope="module")
-def published(s3_endpoint: str) -> dict:
-    import boto3
+def emulator() -> Iterator:
+    from sandbox.testing import running_sandbox
 
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    with running_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def published(emulator) -> dict:
+    s3 = emulator.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     summary = make_summary()
     publish(s3, summary)
@@ -51,8 +57,8 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(s3_endpoint: str, published: dict, config_file: Path) -> Iterator[ApiServer]:
-    conn = {"conn_type": "aws", "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+def server(emulator, published: dict, config_file: Path) -> Iterator[ApiServer]:
+    conn = {"conn_type": "aws", "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"}}
     extra_env = {"PATCH_COMPLIANCE_CONFIG": str(config_file), f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}
     with running_api_server(extra_env=extra_env, dags_folder=Path(__file__).parent / "browser_dags") as srv:
         yield srv
@@ -159,7 +165,7 @@ def test_unreadable_bucket_in_the_browser(server: ApiServer, browser, config_fil
 def test_extra_links_served_by_airflow_after_a_mapped_task_ran(server: ApiServer) -> None:
     """The worker evaluates our links at the end of the task and pushes them as ``_link_<ClassName>``; the
     api-server's extra-links endpoint returns them per map index."""
-    server.airflow("dags", "reserialize")
+    # dags test syncs the DAG bundle (our browser_dags folder) to the DB first (airflow.md §2.9).
     server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
     token = requests.get(server.url("/auth/token"), timeout=30).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
