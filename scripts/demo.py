@@ -25,7 +25,7 @@ def fleet_summary(summary: dict) -> str:
         "=============",
         f"run:                 {summary['run_id']}",
         f"managed nodes:       {totals['nodes']}",
-        f"compliant:           {totals['compliant']} ({totals['compliant_pct']:.1f}%)",
+        f"compliant:           {totals['compliant']} ({totals['compliant_pct'] or 0:.1f}%)",
         f"non-compliant:       {totals['non_compliant']}   unknown: {totals['unknown']}",
         f"unreachable targets: {totals['unreachable_targets']} of {totals['targets']} account-regions",
         f"SLA breaches:        {totals['sla_breaches']}",

@@ -32,7 +32,8 @@ class PatchScanOperator(BaseOperator):
     :param operation: the run's requested operation (``Scan`` | ``Install``); templated from params.
     """
 
-    template_fields = ("operation",)
+    # shard is a template field so a mapped task group resolves it (a MappedArgument until rendered).
+    template_fields = ("shard", "operation")
     operator_extra_links = PATCH_COMPLIANCE_LINKS
     ui_color = "#d8e8f5"
 

@@ -30,11 +30,14 @@ class ShardCommandsSensor(BaseSensorOperator):
     :param deferrable: hand the wait to the triggerer; ``None`` takes ``scan.wait.deferrable`` from the config.
     """
 
+    # shard is a template field so a mapped task group resolves it (a MappedArgument until rendered).
+    template_fields = ("shard",)
     operator_extra_links = PATCH_COMPLIANCE_LINKS
     ui_color = "#f5ecd8"
 
-    def __init__(self, *, shard: dict[str, Any], deferrable: bool = True, **kwargs) -> None:
-        kwargs.setdefault("mode", "poke" if deferrable else "reschedule")
+    def __init__(self, *, shard: dict[str, Any], deferrable: bool | None = None, **kwargs) -> None:
+        # Without deferral the sensor reschedules between pokes: no worker slot is held either way.
+        kwargs.setdefault("mode", "reschedule")
         # Our own deadline ends the wait gracefully; Airflow's sensor timeout is only a backstop.
         kwargs.setdefault("timeout", 8 * 24 * 3600)
         super().__init__(**kwargs)
@@ -55,7 +58,8 @@ class ShardCommandsSensor(BaseSensorOperator):
             return self._finish(context, run, records, None)
         if datetime.now(UTC) >= deadline:
             return self._finish(context, run, records, self._timeout_text(run))
-        if self.deferrable:
+        deferrable = run.cfg.scan.wait.deferrable if self.deferrable is None else self.deferrable
+        if deferrable:
             self.defer(
                 trigger=ShardCommandsTrigger(
                     scan_records=[{"target": r["target"], "commands": r["commands"]} for r in records],
