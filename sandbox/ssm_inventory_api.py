@@ -237,13 +237,12 @@ def describe_patch_baselines(world: World, rd: RegionData, body: dict) -> dict:
 
 
 def get_patch_baseline_for_patch_group(world: World, rd: RegionData, body: dict) -> dict:
-    group = body["PatchGroup"]
-    node = next((n for n in rd.nodes.values() if n.patch_group == group), None)
+    # One baseline per operating system per account-region in the fleet, registered as the default, so it is the
+    # answer for every patch group of that OS (the OperatingSystem default is WINDOWS, as in the API).
     os_name = body.get("OperatingSystem", "WINDOWS")
     baseline = next((b for b in rd.baselines.values() if b["OperatingSystem"] == os_name), None)
-    if node is not None:
-        baseline = rd.baselines[node.platform.key] if baseline is None else baseline
-    return {"BaselineId": baseline["BaselineId"] if baseline else "", "PatchGroup": group, "OperatingSystem": os_name}
+    return {"BaselineId": baseline["BaselineId"] if baseline else "", "PatchGroup": body["PatchGroup"],
+            "OperatingSystem": os_name}
 
 
 HANDLERS: dict[str, Handler] = {

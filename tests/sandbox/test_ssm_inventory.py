@@ -226,3 +226,15 @@ def test_resource_and_account_compliance_summaries(ssm, nodes):
     assert patch["CompliantSummary"]["CompliantCount"] + patch["NonCompliantSummary"]["NonCompliantCount"] == len(
         patch_rows)
     assert _error(ssm.list_resource_compliance_summaries, MaxResults=51)["Code"] == "ValidationException"
+
+
+def test_patch_baselines_match_the_nodes(ssm, nodes):
+    baselines = ssm.describe_patch_baselines()["BaselineIdentities"]
+    assert {b["BaselineId"] for b in baselines} >= {n["baseline_id"] for n in nodes}
+    assert all(b["BaselineId"].startswith("pb-") and len(b["BaselineId"]) == 20 for b in baselines)
+    windows = next(n for n in nodes if n["platform_type"] == "Windows")
+    got = ssm.get_patch_baseline_for_patch_group(PatchGroup=windows["patch_group"])  # OperatingSystem defaults WINDOWS
+    assert got["BaselineId"] == windows["baseline_id"] and got["OperatingSystem"] == "WINDOWS"
+    al = next(n for n in nodes if n["platform"] == "Amazon Linux")
+    got = ssm.get_patch_baseline_for_patch_group(PatchGroup=al["patch_group"], OperatingSystem="AMAZON_LINUX_2023")
+    assert got["BaselineId"] == al["baseline_id"]
