@@ -228,13 +228,17 @@ def test_resource_and_account_compliance_summaries(ssm, nodes):
     assert _error(ssm.list_resource_compliance_summaries, MaxResults=51)["Code"] == "ValidationException"
 
 
-def test_patch_baselines_match_the_nodes(ssm, nodes):
+def test_patch_baselines_match_the_nodes(sandbox):
+    account, region, windows = next(x for x in _fleet_nodes(sandbox) if x[2]["platform_type"] == "Windows")
+    ssm = client(sandbox, "ssm", region=region, account_id=account)
+    nodes = sandbox.nodes(account, region)
     baselines = ssm.describe_patch_baselines()["BaselineIdentities"]
     assert {b["BaselineId"] for b in baselines} >= {n["baseline_id"] for n in nodes}
     assert all(b["BaselineId"].startswith("pb-") and len(b["BaselineId"]) == 20 for b in baselines)
-    windows = next(n for n in nodes if n["platform_type"] == "Windows")
     got = ssm.get_patch_baseline_for_patch_group(PatchGroup=windows["patch_group"])  # OperatingSystem defaults WINDOWS
     assert got["BaselineId"] == windows["baseline_id"] and got["OperatingSystem"] == "WINDOWS"
-    al = next(n for n in nodes if n["platform"] == "Amazon Linux")
-    got = ssm.get_patch_baseline_for_patch_group(PatchGroup=al["patch_group"], OperatingSystem="AMAZON_LINUX_2023")
+    al = next(n for n in nodes if n["platform"] != "Microsoft Windows Server 2022 Datacenter")
+    os_name = {"Amazon Linux": "AMAZON_LINUX_2023", "Ubuntu": "UBUNTU",
+               "Red Hat Enterprise Linux": "REDHAT_ENTERPRISE_LINUX"}[al["platform"]]
+    got = ssm.get_patch_baseline_for_patch_group(PatchGroup=al["patch_group"], OperatingSystem=os_name)
     assert got["BaselineId"] == al["baseline_id"]
