@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from include.patch_compliance.storage import join_key, safe_run_id
@@ -69,13 +70,18 @@ def read_parquet_bytes(body: bytes, table: TableSchema, snapshot_date: date) -> 
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV with ISO-8601 UTC times ('2026-11-29T03:00:00Z') and empty cells for nulls."""
-    out = frame.copy()
-    for name, dtype in out.dtypes.items():
-        if isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype):
-            seconds = pa.array(out[name]).cast(pa.timestamp("s", "UTC"), safe=False)  # whole seconds
-            out[name] = pd.Series(pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ"), index=out.index, dtype=object)
-    return out.to_csv(index=False, lineterminator="\n").encode()
+    """CSV (pyarrow's writer: pandas' is ~10x slower on Arrow columns) with ISO-8601 UTC times
+    ('2026-11-29T03:00:00Z'), quotes only where needed and empty cells for nulls."""
+    arrow = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    for i, field in enumerate(arrow.schema):
+        if pa.types.is_timestamp(field.type):
+            seconds = arrow.column(i).cast(pa.timestamp("s", "UTC"), safe=False)  # whole seconds
+            arrow = arrow.set_column(i, field.name, pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ"))
+        elif pa.types.is_list(field.type):
+            arrow = arrow.set_column(i, field.name, pc.binary_join(arrow.column(i), ","))
+    sink = io.BytesIO()
+    pa_csv.write_csv(arrow, sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue()
 
 
 def json_bytes(obj: Any) -> bytes:

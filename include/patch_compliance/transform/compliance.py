@@ -11,8 +11,9 @@ from include.patch_compliance.transform.normalise import (
     normalise_states,
     parse_time_strings,
     split_cves,
+    take_targets,
 )
-from include.patch_compliance.transform.raw import COMPLIANCE_ITEM, keyed_items
+from include.patch_compliance.transform.raw import COMPLIANCE_ITEM, TARGET_FIELDS, keyed_items
 
 
 def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.DataFrame:
@@ -60,7 +61,6 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
             ),
         }
     )
-    target_cols = targets.iloc[frame["t"].to_numpy()].reset_index(drop=True)
-    for name in ("ou_id", "ou_path", "account_id", "account_name", "region"):
-        frame[name] = pd.Series(target_cols[name].to_numpy(), dtype=pd.ArrowDtype(pa.string()))
+    for name, column in take_targets(targets, frame["t"].to_numpy(), list(TARGET_FIELDS)).items():
+        frame[name] = column.array
     return frame

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 
+from include.patch_compliance.transform.keys import lookup, present
 from include.patch_compliance.transform.patches import PATCH_KEY
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
@@ -23,29 +25,24 @@ def delta_rows(nodes: pd.DataFrame, patches: pd.DataFrame, previous: PreviousSna
         columns = ["previous_run_id", "change", *_TARGET, "instance_id", "kb_id", "title", "severity"]
         return pd.DataFrame(columns=[*columns, "previous_status", "current_status"])
     now_nodes = nodes[nodes["instance_id"].notna()][[*_TARGET, "instance_id", "compliance_status"]]
-    before = previous.nodes[previous.nodes["instance_id"].notna()][[*NODE_KEY, "compliance_status"]]
-    joined = now_nodes.merge(
-        before.rename(columns={"compliance_status": "previous_status"}), on=NODE_KEY, how="left"
-    ).rename(columns={"compliance_status": "current_status"})
-    is_nc = joined["current_status"] == "NON_COMPLIANT"
-    was_nc = (joined["previous_status"] == "NON_COMPLIANT").fillna(False).astype(bool)
+    before = previous.nodes[previous.nodes["instance_id"].notna()]
+    joined = now_nodes.rename(columns={"compliance_status": "current_status"})
+    joined["previous_status"] = pd.Series(
+        lookup(joined, before, NODE_KEY, "compliance_status"), index=joined.index, dtype=pd.ArrowDtype(pa.string())
+    )
+    is_nc = (joined["current_status"] == "NON_COMPLIANT").to_numpy(dtype=bool, na_value=False)
+    was_nc = (joined["previous_status"] == "NON_COMPLIANT").to_numpy(dtype=bool, na_value=False)
+    now_c = (joined["current_status"] == "COMPLIANT").to_numpy(dtype=bool, na_value=False)
     newly = joined[is_nc & ~was_nc].assign(change="NEWLY_NON_COMPLIANT")
-    remediated = joined[was_nc & (joined["current_status"] == "COMPLIANT")].assign(change="REMEDIATED")
+    remediated = joined[was_nc & now_c].assign(change="REMEDIATED")
 
-    current = patches[[*_TARGET, "instance_id", "kb_id", "title", "severity", "state"]].rename(
-        columns={"state": "current_status"}
-    )
-    earlier = previous.patches[[*_TARGET, "instance_id", "kb_id", "title", "severity", "state"]].rename(
-        columns={"state": "previous_status"}
-    )
-    marker_now = current[PATCH_KEY].assign(_now=True)
-    marker_before = earlier[PATCH_KEY].assign(_before=True)
-    new_missing = current.merge(marker_before, on=PATCH_KEY, how="left")
-    new_missing = new_missing[new_missing["_before"].isna()].drop(columns="_before").assign(change="NEW_MISSING_PATCH")
-    known_now = now_nodes[now_nodes["compliance_status"] != "UNKNOWN"][NODE_KEY].assign(_known=True)
-    closed = earlier.merge(marker_now, on=PATCH_KEY, how="left")
-    closed = closed[closed["_now"].isna()].drop(columns="_now").merge(known_now, on=NODE_KEY, how="inner")
-    closed = closed.drop(columns="_known").assign(change="CLOSED_PATCH")
+    cols = [*_TARGET, "instance_id", "kb_id", "title", "severity", "state"]
+    current = patches[cols].rename(columns={"state": "current_status"})
+    earlier = previous.patches[cols].rename(columns={"state": "previous_status"})
+    new_missing = current[~present(current, earlier, PATCH_KEY)].assign(change="NEW_MISSING_PATCH")
+    known_now = now_nodes[now_nodes["compliance_status"] != "UNKNOWN"]
+    gone = earlier[~present(earlier, current, PATCH_KEY)]
+    closed = gone[present(gone, known_now, NODE_KEY)].assign(change="CLOSED_PATCH")
 
     frame = pd.concat([newly, remediated, new_missing, closed], ignore_index=True)
     frame["previous_run_id"] = previous.run_id

@@ -20,7 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.patch_compliance.transform.commands import OFFLINE_OUTCOMES, SCAN_FAILED_OUTCOMES
-from include.patch_compliance.transform.normalise import blank_to_null, parse_time_strings, whole_days_since
+from include.patch_compliance.transform.normalise import (
+    blank_to_null,
+    map_values,
+    parse_time_strings,
+    take_targets,
+    whole_days_since,
+)
 from include.patch_compliance.transform.raw import EC2_INSTANCE, INSTANCE_INFORMATION, PATCH_STATE, list_items
 from include.patch_compliance.transform.schema import SEVERITIES, TS
 
@@ -149,10 +155,8 @@ def node_rows(
     down = targets.index[targets["target_status"] == "UNREACHABLE"].to_numpy()
     frame = pd.concat([frame, pd.DataFrame({"t": down, "managed": False})], ignore_index=True)
 
-    target_cols = targets.iloc[frame["t"].to_numpy()].reset_index(drop=True)
-    for name in targets.columns:
-        frame[name] = target_cols[name].to_numpy()
-        frame[name] = frame[name].astype(_S)
+    for name, column in take_targets(targets, frame["t"].to_numpy(), list(targets.columns)).items():
+        frame[name] = column.array
     frame = frame.merge(invocations, on=["account_id", "region", "instance_id"], how="left")
     frame = _with_patch_aggregates(frame, patches)
     return _classify(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
@@ -160,7 +164,7 @@ def node_rows(
 
 def _with_patch_aggregates(frame: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
     if len(patches):
-        rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITIES)}).astype("int64")
+        rank = map_values(patches["severity"], {s: i for i, s in enumerate(SEVERITIES)}, len(SEVERITIES) - 1)
         grouped = patches.assign(_rank=rank, _breach=patches["sla_breached"].astype("int64")).groupby(
             ["t", "instance_id"], sort=False, observed=True
         )

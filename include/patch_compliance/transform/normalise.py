@@ -129,3 +129,21 @@ def plus_days(times: pd.Series, days: np.ndarray) -> pa.Array:
     arr = pa.array(times).cast(TS)
     offset = pa.array(np.asarray(days, dtype=np.int64) * _US_PER_DAY).cast(pa.duration("us"))
     return pc.add(arr, offset)
+
+
+def map_values(values: pd.Series | pa.Array, mapping: dict[str, int], default: int) -> np.ndarray:
+    """int64 lookup of string values (on the distinct values only); unknown and null -> ``default``."""
+    arr = _combine(pa.array(values)) if isinstance(values, pd.Series) else _combine(values)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.int64)
+    encoded = pc.dictionary_encode(arr)
+    lookup = np.array([mapping.get(v, default) for v in encoded.dictionary.to_pylist()] + [default], dtype=np.int64)
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    return lookup[codes]
+
+
+def take_targets(targets: pd.DataFrame, t: np.ndarray, names: list[str]) -> dict[str, pd.Series]:
+    """Target columns for each row index ``t`` (one Arrow take per column, strings stay Arrow)."""
+    table = pa.Table.from_pandas(targets[names], preserve_index=False)
+    taken = table.take(pa.array(np.asarray(t, dtype=np.int64)))
+    return {n: pd.Series(taken.column(n), dtype=pd.ArrowDtype(taken.column(n).type)) for n in names}

@@ -9,17 +9,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.patch_compliance.transform.keys import lookup
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
+    map_values,
     normalise_severity,
     normalise_states,
     parse_time_strings,
     plus_days,
     split_cves,
+    take_targets,
     whole_days_since,
 )
-from include.patch_compliance.transform.raw import PATCH, keyed_items
-from include.patch_compliance.transform.schema import NON_COMPLIANT_STATES, SEVERITIES
+from include.patch_compliance.transform.raw import PATCH, TARGET_FIELDS, keyed_items
+from include.patch_compliance.transform.schema import NON_COMPLIANT_STATES, SEVERITIES, TS
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
 # aws_domain §1.4: KBId is not unique per node on Linux (versions/arches share it), so identity includes Title.
@@ -57,45 +60,57 @@ def patch_rows(
     keep = pc.fill_null(pc.is_in(state, pa.array(NON_COMPLIANT_STATES)), False)
     items = items.filter(keep)
     state = state.filter(keep)
-    frame = pd.DataFrame(
-        {
-            "t": items.column("t").to_numpy(),
-            "instance_id": _arrow_series(items.column("instance_id")),
-            "kb_id": _arrow_series(blank_to_null(items.column("KBId"))),
-            "title": _arrow_series(blank_to_null(items.column("Title"))),
-            "classification": _arrow_series(blank_to_null(items.column("Classification"))),
-            "vendor_severity": _arrow_series(blank_to_null(items.column("Severity"))),
-            "severity": _arrow_series(normalise_severity(items.column("Severity"))),
-            "state": _arrow_series(state),
-            "cve_ids": _arrow_series(split_cves(items.column("CVEIds"))),
-            "installed_time": _arrow_series(parse_time_strings(items.column("InstalledTime"))),
-        }
-    )
-    target_cols = targets.iloc[frame["t"].to_numpy()].reset_index(drop=True)
-    for name in ("ou_id", "ou_path", "account_id", "account_name", "region"):
-        frame[name] = target_cols[name].to_numpy() if len(frame) else target_cols[name]
-        frame[name] = frame[name].astype(pd.ArrowDtype(pa.string()))
-    frame["_rank"] = frame["state"].map(_STATE_RANK).astype("int64") if len(frame) else pd.Series(dtype="int64")
-    frame = frame.sort_values([*PATCH_KEY, "_rank"], kind="stable").drop_duplicates(PATCH_KEY, keep="first")
-    frame = frame.drop(columns="_rank")
+    t = items.column("t").combine_chunks()
+    columns = {
+        "t": t,
+        **take_targets(targets, t.to_numpy(), list(TARGET_FIELDS)),
+        "instance_id": items.column("instance_id").combine_chunks(),
+        "kb_id": blank_to_null(items.column("KBId")),
+        "title": blank_to_null(items.column("Title")),
+        "classification": blank_to_null(items.column("Classification")),
+        "vendor_severity": blank_to_null(items.column("Severity")),
+        "severity": normalise_severity(items.column("Severity")),
+        "state": state,
+        "cve_ids": split_cves(items.column("CVEIds")),
+        "installed_time": parse_time_strings(items.column("InstalledTime")),
+    }
+    table = _dedupe(pa.table({k: pa.array(v) if isinstance(v, pd.Series) else v for k, v in columns.items()}))
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame["t"] = frame["t"].to_numpy(dtype="int64")
 
-    frame = frame.merge(scan_times, on=["t", "instance_id"], how="left")
     now_ts = pd.Timestamp(now).tz_convert("UTC")
-    observed = frame["last_scan_time"].fillna(now_ts) if len(frame) else frame["last_scan_time"]
+    scan = lookup(frame, scan_times, ["t", "instance_id"], "last_scan_time").cast(TS)
+    observed = scan
     if previous is not None and len(previous.patches):
-        earlier = previous.patches[[*PATCH_KEY, "first_seen"]].rename(columns={"first_seen": "_prev_first_seen"})
-        earlier = earlier.drop_duplicates(PATCH_KEY)
-        frame = frame.merge(earlier, on=PATCH_KEY, how="left")
-        observed = frame["_prev_first_seen"].fillna(frame["last_scan_time"]).fillna(now_ts)
-        frame = frame.drop(columns="_prev_first_seen")
-    frame["first_seen"] = observed.astype(pd.ArrowDtype(pa.timestamp("us", "UTC")))
+        carried = lookup(frame, previous.patches, PATCH_KEY, "first_seen").cast(TS)
+        observed = pc.coalesce(carried, observed)
+    frame["last_scan_time"] = _arrow_series(scan)
+    frame["first_seen"] = _arrow_series(pc.coalesce(observed, pa.scalar(now_ts, type=TS)))
     return _age(frame, now_ts, sla_days)
+
+
+def _dedupe(table: pa.Table) -> pa.Table:
+    """One row per PATCH_KEY, the worst state winning, sorted by PATCH_KEY: a sort of the key columns, then an
+    adjacent-row comparison, then a single take of every column."""
+    if table.num_rows == 0:
+        return table
+    rank = pa.array(map_values(table.column("state"), _STATE_RANK, len(_STATE_RANK)))
+    keys = table.select(PATCH_KEY).append_column("_rank", rank)
+    order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in [*PATCH_KEY, "_rank"]])
+    ordered = keys.select(PATCH_KEY).take(order)
+    first = np.ones(table.num_rows, dtype=bool)
+    changed = np.zeros(table.num_rows - 1, dtype=bool)
+    for name in PATCH_KEY:
+        col = pc.fill_null(ordered.column(name).combine_chunks(), "\x00")  # nulls compare equal to each other
+        changed |= pc.not_equal(col.slice(1), col.slice(0, len(col) - 1)).to_numpy(zero_copy_only=False)
+    first[1:] = changed
+    return table.take(order.filter(pa.array(first)))
 
 
 def _age(frame: pd.DataFrame, now: pd.Timestamp, sla_days: dict[str, int]) -> pd.DataFrame:
     age = whole_days_since(now, frame["first_seen"])
     frame["age_days"] = _arrow_series(pc.max_element_wise(age, 0))
-    sla = frame["severity"].astype(object).map(sla_days).to_numpy(dtype=np.int64, na_value=0)
+    sla = map_values(frame["severity"], sla_days, sla_days["UNSPECIFIED"])
     frame["sla_days"] = sla
     due = plus_days(frame["first_seen"], sla)
     frame["sla_due"] = _arrow_series(due)

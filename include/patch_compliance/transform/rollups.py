@@ -46,19 +46,12 @@ def account_rows(nodes: pd.DataFrame, patches: pd.DataFrame, targets: pd.DataFra
         counts = [c for c in parts.columns if c not in GROUP]
         rollup[counts] = rollup[counts].fillna(0).astype("int64")
     if len(patches):
-        severity = pd.crosstab(
-            [patches["account_id"].astype(object), patches["region"].astype(object)],
-            patches["severity"].astype(object),
+        severity = (
+            patches.groupby(["account_id", "region", "severity"], observed=True).size().unstack("severity")
         )
-        severity = severity.reindex(columns=list(SEVERITIES), fill_value=0)
+        severity = severity.reindex(columns=list(SEVERITIES)).fillna(0).astype("int64")
         severity.columns = [f"missing_{s.lower()}" for s in SEVERITIES]
-        severity = severity.reset_index()
-        rollup["_a"] = rollup["account_id"].astype(object)
-        rollup["_r"] = rollup["region"].astype(object)
-        rollup = rollup.merge(
-            severity, left_on=["_a", "_r"], right_on=["account_id", "region"], how="left", suffixes=("", "_p")
-        )
-        rollup = rollup.drop(columns=["_a", "_r", "account_id_p", "region_p"])
+        rollup = rollup.merge(severity.reset_index(), on=["account_id", "region"], how="left")
     for s in SEVERITIES:
         name = f"missing_{s.lower()}"
         rollup[name] = rollup[name].fillna(0).astype("int64") if name in rollup else 0
