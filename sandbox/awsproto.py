@@ -4,6 +4,7 @@ errors in each protocol's format (json, query, ec2, rest-json, rest-xml) so boto
 from __future__ import annotations
 
 import functools
+import io
 import json
 import re
 import uuid
@@ -66,7 +67,7 @@ def service_model(service: str) -> dict | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _rest_routes(service: str) -> list[tuple[str, re.Pattern, tuple[str, ...], str]]:
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern, tuple[tuple[str, str | None], ...], str]]:
     model = service_model(service) or {}
     routes = []
     for name, op in model.get("operations", {}).items():
@@ -75,16 +76,32 @@ def _rest_routes(service: str) -> list[tuple[str, re.Pattern, tuple[str, ...], s
         path, _, q = uri.partition("?")
         regex = re.sub(r"\{[^}]+\+\}", ".+", path)
         regex = re.sub(r"\{[^}]+\}", "[^/]+", regex)
-        required_q = tuple(p.split("=")[0] for p in q.split("&") if p)
+        # "?uploads" needs the key, "?x-id=PutObject" needs the key with that value.
+        required_q = tuple((k, v if sep else None) for k, sep, v in (p.partition("=") for p in q.split("&") if p))
         routes.append((http.get("method", "POST"), re.compile("^" + regex.rstrip("/") + "/?$"), required_q, name))
     # The most specific route (most required query keys, longest literal) wins.
     routes.sort(key=lambda r: (-len(r[2]), -len(r[1].pattern)))
     return routes
 
 
-def rest_action(service: str, method: str, path: str, query: dict) -> str | None:
+def rest_action(service: str, method: str, path: str, query: dict, environ: dict | None = None) -> str | None:
+    """The operation of a REST request: moto's own router (it knows S3's header/query distinctions such as
+    PutObject vs CopyObject), else a match on the model's requestUri."""
+    if environ is not None:
+        try:
+            from moto.core.request import Request
+            from moto.core.routing import get_service_router
+
+            copy = dict(environ)
+            copy["wsgi.input"] = io.BytesIO(b"")
+            copy["CONTENT_LENGTH"] = "0"
+            operation, _ = get_service_router(service).match(Request(copy))
+            return operation.name
+        except Exception:  # not routable by moto (unknown service or path): use the model match below
+            pass
     for m, regex, required_q, name in _rest_routes(service):
-        if m == method and regex.match(path) and all(k in query for k in required_q):
+        if m == method and regex.match(path) and all(
+                k in query and (v is None or v in query[k]) for k, v in required_q):
             return name
     return None
 
@@ -114,7 +131,7 @@ def parse_request(environ: dict, body: bytes) -> AwsRequest:
             req.form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         req.action = req.param("Action")
     elif req.protocol in ("rest-json", "rest-xml"):
-        req.action = rest_action(req.service, req.method, req.path, query)
+        req.action = rest_action(req.service, req.method, req.path, query, environ)
     return req
 
 

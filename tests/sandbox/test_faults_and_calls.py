@@ -103,14 +103,19 @@ def test_faults_endpoint_rejects_bad_config(sandbox):
 def test_call_counter_counts_our_and_moto_actions(sandbox):
     sandbox.reset_calls()
     client(sandbox, "ssm").describe_instance_information()
-    client(sandbox, "s3").create_bucket(Bucket="sandbox-calls")
-    client(sandbox, "s3").list_objects_v2(Bucket="sandbox-calls")
+    s3 = client(sandbox, "s3")
+    s3.create_bucket(Bucket="sandbox-calls")
+    s3.list_objects_v2(Bucket="sandbox-calls")
+    s3.put_object(Bucket="sandbox-calls", Key="a", Body=b"x")  # same method and path as CopyObject
+    s3.copy_object(Bucket="sandbox-calls", Key="b", CopySource="sandbox-calls/a")
+    s3.delete_object(Bucket="sandbox-calls", Key="b")  # same method and path as AbortMultipartUpload
     client(sandbox, "organizations").list_roots()
     client(sandbox, "ec2").describe_instances()
     client(sandbox, "iam").list_roles()
     calls = sandbox.calls()
     assert calls == {"ec2.DescribeInstances": 1, "iam.ListRoles": 1, "organizations.ListRoots": 1,
-                     "s3.CreateBucket": 1, "s3.ListObjectsV2": 1, "ssm.DescribeInstanceInformation": 1}
+                     "s3.CopyObject": 1, "s3.CreateBucket": 1, "s3.DeleteObject": 1, "s3.ListObjectsV2": 1,
+                     "s3.PutObject": 1, "ssm.DescribeInstanceInformation": 1}
     sandbox.reset_calls()
     assert sandbox.calls() == {}
 
