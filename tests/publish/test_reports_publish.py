@@ -301,3 +301,21 @@ def test_fleet_daily_published_per_day_from_history(s3):
     prod = [r for r in rows if r["ou_path"] == "Root/Workloads/Prod"][0]
     assert (prod["nodes"], prod["compliant"], prod["sla_breaches"]) == (2, 0, 1)
     assert publish_fleet_daily(s3, reports_cfg(), frame) == written and get(s3, written["2026-12-07"]) == body
+
+
+def test_previous_snapshot_selection(s3):
+    cfg = reports_cfg()
+    assert load_previous_snapshot(s3, cfg, DAG) is None and load_history(s3, cfg, DAG) == []
+    run(s3, 0, run_id="manual__b")
+    run(s3, 8, run_id="manual__c")
+    run(s3, 0, run_id="manual__a")  # published last, but for the earlier day: not the latest snapshot
+    latest = load_previous_snapshot(s3, cfg, DAG)
+    assert latest.run_id == "manual__c" and latest.snapshot_date.isoformat() == "2026-12-07"
+    assert list(latest.nodes.columns) == RUN_TABLES["nodes"].names
+    assert set(latest.nodes["snapshot_date"].astype(str)) == {"2026-12-07"}
+    assert load_previous_snapshot(s3, cfg, DAG, exclude_run_id="manual__c").snapshot_date.isoformat() == "2026-11-29"
+    before = load_previous_snapshot(s3, cfg, DAG, on_or_before=NOW.date())
+    assert before.run_id in {"manual__a", "manual__b"}
+    assert load_previous_snapshot(s3, cfg, "another_dag") is None
+    # Entries of one day are ordered by generated_at, then run id: deterministic.
+    assert [h["run_id"] for h in load_history(s3, cfg, DAG)] == ["manual__a", "manual__b", "manual__c"]

@@ -70,3 +70,8 @@ def test_epoch_seconds_are_accepted_and_zero_is_null():
     got = normalise.parse_times(pa.array([0.0, 1764378123.0], type=pa.float64())).to_pylist()
     assert got[0] is None
     assert got[1].year == 2025
+
+
+def test_unparseable_time_names_the_field():
+    with pytest.raises(ValueError, match=r"patches\[\]\.InstalledTime: 'yesterday' is not an ISO-8601 time"):
+        normalise.parse_time_strings(pa.array(["2026-11-29T01:02:03Z", "yesterday"]), "patches[].InstalledTime")

@@ -61,7 +61,10 @@ def commands_frame(records: list[dict]) -> pd.DataFrame:
             "outcome": pd.Series(pc.fill_null(outcome, "UNKNOWN"), dtype=pd.ArrowDtype(pa.string())),
             "response_code": pd.Series(table.column("response_code").combine_chunks(), dtype=pd.ArrowDtype(pa.int64())),
             **{
-                name: pd.Series(parse_time_strings(table.column(name)), dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")))
+                name: pd.Series(
+                    parse_time_strings(table.column(name), f"command_records[].{name}"),
+                    dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
+                )
                 for name in ("requested_at", "started_at", "finished_at")
             },
         }

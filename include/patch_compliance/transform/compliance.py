@@ -50,13 +50,15 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
                 split_cves(table.column("Details.CVEIds")), dtype=pd.ArrowDtype(pa.list_(pa.string()))
             ),
             "installed_time": pd.Series(
-                parse_time_strings(table.column("Details.InstalledTime")),
+                parse_time_strings(table.column("Details.InstalledTime"), "compliance_items[].Details.InstalledTime"),
                 dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
             ),
             "execution_id": col("ExecutionSummary.ExecutionId"),
             "execution_type": col("ExecutionSummary.ExecutionType"),
             "execution_time": pd.Series(
-                parse_time_strings(table.column("ExecutionSummary.ExecutionTime")),
+                parse_time_strings(
+                    table.column("ExecutionSummary.ExecutionTime"), "compliance_items[].ExecutionSummary.ExecutionTime"
+                ),
                 dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
             ),
         }

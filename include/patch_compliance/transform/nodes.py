@@ -72,7 +72,9 @@ def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
     for src, dst in _STATE_COLUMNS.items():
         col = table.column(src)
         frame[dst] = _s(blank_to_null(col) if pa.types.is_string(col.type) else col.combine_chunks())
-    frame["last_scan_time"] = _s(parse_time_strings(table.column("OperationEndTime")))
+    frame["last_scan_time"] = _s(
+        parse_time_strings(table.column("OperationEndTime"), "patch_states[].OperationEndTime")
+    )
     frame["has_patch_state"] = True
     frame = frame[frame["instance_id"].notna()]
     frame = frame.sort_values(["t", "instance_id", "last_scan_time"], na_position="first")
@@ -86,7 +88,9 @@ def _managed_frame(raw_docs: list[dict]) -> pd.DataFrame:
             "t": table.column("t").to_numpy(),
             "instance_id": _s(blank_to_null(table.column("InstanceId"))),
             "ping_status": _s(blank_to_null(table.column("PingStatus"))),
-            "last_ping_time": _s(parse_time_strings(table.column("LastPingDateTime"))),
+            "last_ping_time": _s(
+                parse_time_strings(table.column("LastPingDateTime"), "instance_information[].LastPingDateTime")
+            ),
             "agent_version": _s(blank_to_null(table.column("AgentVersion"))),
             "platform_type": _s(blank_to_null(table.column("PlatformType"))),
             "platform_name": _s(blank_to_null(table.column("PlatformName"))),

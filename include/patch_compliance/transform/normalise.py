@@ -79,9 +79,9 @@ def split_cves(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(empty, _EMPTY_LIST, parts)
 
 
-def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
+def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series, field: str = "time") -> pa.Array:
     """ISO-8601 strings (or epoch seconds) -> timestamp[us, UTC]; '', null and the epoch (InstalledTime 0.0
-    for Missing patches, aws_domain §1.4) -> null."""
+    for Missing patches, aws_domain §1.4) -> null. A non-empty string that is not a time raises ValueError."""
     series = values if isinstance(values, pd.Series) else pd.Series(_combine(values), dtype=object)
     if series.empty:
         return pa.array([], type=TS)
@@ -91,6 +91,12 @@ def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
     text = text.where(text.astype("string").str.strip().fillna("") != "")
     if text.notna().any():
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").astype("datetime64[us, UTC]")
+        bad = text[text.notna() & parsed.isna()]
+        if len(bad):
+            raise ValueError(
+                f"{field}: {bad.iloc[0]!r} is not an ISO-8601 time (raw documents carry times as "
+                "ISO-8601 strings, docs/architecture.md)"
+            )
     if numeric.any():
         seconds = pd.to_numeric(series.where(numeric), errors="coerce")
         parsed = parsed.where(~numeric, pd.to_datetime(seconds, unit="s", utc=True).astype("datetime64[us, UTC]"))
@@ -99,13 +105,13 @@ def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
     return pa.array(parsed, type=TS, from_pandas=True)
 
 
-def parse_time_strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+def parse_time_strings(arr: pa.Array | pa.ChunkedArray, field: str = "time") -> pa.Array:
     """Fast path for columns known to hold ISO strings only (the documented raw-document encoding)."""
     arr = blank_to_null(arr)
     if len(arr) == 0 or arr.null_count == len(arr):
         return pa.nulls(len(arr), type=TS)
     encoded = pc.dictionary_encode(arr)
-    distinct = parse_times(encoded.dictionary)
+    distinct = parse_times(encoded.dictionary, field)
     return pc.take(distinct, encoded.indices)
 
 

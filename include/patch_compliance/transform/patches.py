@@ -72,7 +72,7 @@ def patch_rows(
         "severity": normalise_severity(items.column("Severity")),
         "state": state,
         "cve_ids": split_cves(items.column("CVEIds")),
-        "installed_time": parse_time_strings(items.column("InstalledTime")),
+        "installed_time": parse_time_strings(items.column("InstalledTime"), "patches[].InstalledTime"),
     }
     table = _dedupe(pa.table({k: pa.array(v) if isinstance(v, pd.Series) else v for k, v in columns.items()}))
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)

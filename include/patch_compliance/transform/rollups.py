@@ -46,9 +46,7 @@ def account_rows(nodes: pd.DataFrame, patches: pd.DataFrame, targets: pd.DataFra
         counts = [c for c in parts.columns if c not in GROUP]
         rollup[counts] = rollup[counts].fillna(0).astype("int64")
     if len(patches):
-        severity = (
-            patches.groupby(["account_id", "region", "severity"], observed=True).size().unstack("severity")
-        )
+        severity = patches.groupby(["account_id", "region", "severity"], observed=True).size().unstack("severity")
         severity = severity.reindex(columns=list(SEVERITIES)).fillna(0).astype("int64")
         severity.columns = [f"missing_{s.lower()}" for s in SEVERITIES]
         rollup = rollup.merge(severity.reset_index(), on=["account_id", "region"], how="left")

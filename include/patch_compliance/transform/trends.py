@@ -68,9 +68,7 @@ def _from_nodes(tables: list[pd.DataFrame]) -> pd.DataFrame:
         }
     )
     frame = (
-        parts.groupby(["snapshot_date", "ou_id", "ou_path", "run_id"], observed=True, dropna=False)
-        .sum()
-        .reset_index()
+        parts.groupby(["snapshot_date", "ou_id", "ou_path", "run_id"], observed=True, dropna=False).sum().reset_index()
     )
     frame["compliant_pct"] = compliant_pct(frame["compliant"], frame["nodes"])
     return conform(frame, FLEET_DAILY)
