@@ -289,3 +289,28 @@ def test_list_command_invocations_pages_at_most_50(sandbox, ssm):
     pages = ssm.get_paginator("list_command_invocations").paginate(
         CommandId=cmd["CommandId"], PaginationConfig={"PageSize": 1}).build_full_result()
     assert sorted(i["InstanceId"] for i in pages["CommandInvocations"]) == sorted(ids)
+
+
+def test_seeded_failures_and_delivery_timeouts_end_to_end(sandbox):
+    """Per-node outcomes are deterministic from the seed: the same nodes fail or time out on every run."""
+    seen = set()
+    for account in [a for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"]]:
+        for region in sandbox.fleet["regions"]:
+            bad = [(n["instance_id"], seeded_outcome(7, n["instance_id"], "AWS-RunPatchBaseline"))
+                   for n in _nodes(sandbox, region, account["id"]) if n["managed"] and n["ping_status"] == "Online"]
+            bad = [(iid, outcome) for iid, outcome in bad if outcome[0] != "Success"]
+            if not bad:
+                continue
+            ssm = client(sandbox, "ssm", region=region, account_id=account["id"])
+            cmd = ssm.send_command(**SCAN, InstanceIds=[iid for iid, _ in bad], TimeoutSeconds=600,
+                                   MaxErrors="100%")["Command"]
+            sandbox.admin("advance", seconds=8000)
+            invs = {i["InstanceId"]: i for i in ssm.list_command_invocations(
+                CommandId=cmd["CommandId"], Details=True)["CommandInvocations"]}
+            for iid, (detail, code) in bad:
+                assert invs[iid]["StatusDetails"] == detail
+                assert invs[iid]["CommandPlugins"][0]["ResponseCode"] == code
+                seen.add(detail)
+            listed = ssm.list_commands(CommandId=cmd["CommandId"])["Commands"][0]
+            assert listed["DeliveryTimedOutCount"] == sum(1 for _, o in bad if o[0] == "Delivery Timed Out")
+    assert {"Failed", "Delivery Timed Out"} <= seen  # seed 7, small profile
