@@ -153,6 +153,15 @@ def test_assume_role_denied_like_aws(sandbox, kind):
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
+def test_member_role_trusts_only_the_management_account(sandbox):
+    first, second = active_members(sandbox)[:2]
+    sts = client(sandbox, "sts", account_id=first["id"])
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{second['id']}:role/{sandbox.fleet['member_role_name']}",
+                        RoleSessionName="tests")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+
+
 def test_ec2_in_member_account_agrees_with_ssm(sandbox):
     member = active_members(sandbox)[0]
     ec2 = client(sandbox, "ec2", region="eu-west-1", account_id=member["id"])
