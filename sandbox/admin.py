@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sandbox.ec2_seed import terminate_ec2
 from sandbox.faults import FaultConfigError, Faults
 from sandbox.ssm_shapes import iso_z
-from sandbox.world import remediate
+from sandbox.world import remediate, terminate
 
 if TYPE_CHECKING:
     from sandbox.dispatcher import SandboxApp
@@ -92,8 +92,7 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
         return {"instance_id": node.instance_id, "patches_changed": changed}
     if (method, path) == ("POST", "/_sandbox/admin/terminate"):
         rd, node = _node_args(app, _json(raw))
-        with world.lock:
-            node.terminated = True
+        terminate(world, rd, node)
         terminate_ec2(rd.account_id, rd.region, node.instance_id)
         return {"instance_id": node.instance_id, "terminated": True}
     if (method, path) == ("POST", "/_sandbox/admin/advance"):

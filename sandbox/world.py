@@ -81,6 +81,21 @@ class World:
                     apply_success(node, cmd, inv)
 
 
+def terminate(world: World, rd: RegionData, node: Node) -> None:
+    """Admin: the node is gone. Its unfinished invocations end Undeliverable ("the managed node might not exist")."""
+    now = world.clock.now()
+    with world.lock:
+        node.terminated = True
+        for cmd in world.commands.get((rd.account_id, rd.region), {}).values():
+            for inv in cmd.invocations:
+                if inv.instance_id != node.instance_id or inv.terminated_at is not None or inv.end_at <= now:
+                    continue
+                if inv.cancel_at is not None and inv.cancel_at <= now:
+                    continue
+                inv.outcome, inv.response_code, inv.start_at = "Undeliverable", -1, None
+                inv.end_at = max(now, inv.dispatch_at or now)
+
+
 def _install(node: Node, when: float, reboot: str) -> None:
     for i, state in enumerate(node.truth):
         if state in ("Missing", "Failed"):

@@ -137,7 +137,16 @@ def test_remediate_changes_nothing_reported_until_the_next_scan(sandbox, ssm):
 def test_terminate_removes_node_from_ssm_and_ec2(sandbox, ssm):
     node = _ok_nodes(sandbox, resource_type="EC2Instance")[-1]
     iid = node["instance_id"]
+    running = ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[iid],
+                               Parameters={"Operation": ["Scan"]})["Command"]
+    sandbox.admin("advance", seconds=5)
+    assert ssm.get_command_invocation(CommandId=running["CommandId"], InstanceId=iid)["Status"] == "InProgress"
     sandbox.admin("terminate", account_id=MGMT, region=REGION, instance_id=iid)
+    sandbox.admin("advance", seconds=3000)
+    inv = ssm.get_command_invocation(CommandId=running["CommandId"], InstanceId=iid)
+    assert inv["StatusDetails"] == "Undeliverable"
+    assert ssm.list_commands(CommandId=running["CommandId"])["Commands"][0]["Status"] == "Failed"
+    assert ssm.describe_instance_patch_states(InstanceIds=[iid])["InstancePatchStates"] == []
     listed = all_pages(ssm.describe_instance_information, "InstanceInformationList", MaxResults=50)
     assert iid not in {i["InstanceId"] for i in listed}
     ec2 = client(sandbox, "ec2")
