@@ -56,7 +56,6 @@ _STATE_COLUMNS = {
     "Operation": "last_operation",
 }
 OFFLINE_PING = ("ConnectionLost", "Inactive")
-_S = pd.ArrowDtype(pa.string())
 
 
 def _s(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
