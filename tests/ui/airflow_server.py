@@ -233,3 +233,50 @@ def full_page_screenshot(driver: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path
+
+
+def api_get(server: ApiServer, path: str, **params: Any) -> Any:
+    """GET a public REST API path (``/api/v2/...``) as an admin; JSON answer, raises on HTTP errors."""
+    token = requests.get(server.url("/auth/token"), timeout=30).json()["access_token"]
+    response = requests.get(server.url(path), params=params, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def latest_run_id(server: ApiServer, dag_id: str) -> str:
+    runs = api_get(server, f"/api/v2/dags/{dag_id}/dagRuns", order_by="-run_after", limit=1)["dag_runs"]
+    if not runs:
+        raise AssertionError(f"DAG {dag_id} has no runs; run `server.airflow('dags', 'test', {dag_id!r})` first")
+    return runs[0]["dag_run_id"]
+
+
+def mapped_task_labels(
+    driver: Any, server: ApiServer, dag_id: str, run_id: str, task_id: str, *, count: int
+) -> list[str]:
+    """The labels (rendered ``map_index_template``) the Airflow 3.3 UI shows for a mapped task's instances, from
+    its "Task Instances" list (``.../tasks/<task_id>/mapped``), once ``count`` rows have rendered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    css = "[data-testid='table-cell-rendered_map_index']"
+    driver.get(server.url(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mapped"))
+    WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, css)) >= count)
+    return [el.text.strip() for el in driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+def extra_link_buttons(
+    driver: Any, server: ApiServer, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1, count: int
+) -> dict[str, str]:
+    """{button text: href} of the "Extra Links" the UI shows on a task instance's Details tab."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    suffix = f"/mapped/{map_index}" if map_index >= 0 else ""
+    driver.get(server.url(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}{suffix}/details"))
+    css = "a[rel='noopener noreferrer']"  # how the 3.3 UI renders each extra link (a button-styled anchor)
+
+    def links(d: Any) -> dict[str, str]:
+        return {el.text.strip(): el.get_attribute("href") for el in d.find_elements(By.CSS_SELECTOR, css) if el.text}
+
+    WebDriverWait(driver, 60).until(lambda d: len(links(d)) >= count)
+    return links(driver)

@@ -6,7 +6,6 @@ figures of summary.json. Plus the extra links Airflow serves after a mapped task
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +17,13 @@ from include.patch_compliance.ui.links import s3_report_url, securityhub_finding
 from tests.ui.airflow_server import (
     REPO,
     ApiServer,
+    api_get,
     chromium_missing_reason,
+    extra_link_buttons,
     full_page_screenshot,
     headless_chromium,
+    latest_run_id,
+    mapped_task_labels,
     running_api_server,
     wait_for,
 )
@@ -162,23 +165,28 @@ def test_unreadable_bucket_in_the_browser(server: ApiServer, browser, config_fil
         config_file.write_text(original)
 
 
-def test_extra_links_served_by_airflow_after_a_mapped_task_ran(server: ApiServer) -> None:
-    """The worker evaluates our links at the end of the task and pushes them as ``_link_<ClassName>``; the
-    api-server's extra-links endpoint returns them per map index."""
+def test_extra_links_and_map_labels_after_a_mapped_task_ran(server: ApiServer, browser) -> None:
+    """The worker evaluates our links at the end of each mapped task instance and pushes them as
+    ``_link_<ClassName>``; the api-server serves them per map index and the UI shows them on the Details tab."""
     # dags test syncs the DAG bundle (our browser_dags folder) to the DB first (airflow.md §2.9).
     server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
-    token = requests.get(server.url("/auth/token"), timeout=30).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    runs = requests.get(server.url("/api/v2/dags/pc_links_probe/dagRuns"), headers=headers, timeout=30).json()
-    run_id = runs["dag_runs"][0]["dag_run_id"]
+    run_id = latest_run_id(server, "pc_links_probe")
     from tests.ui.browser_dags.pc_links_probe import COMMANDS
 
-    for map_index, region in enumerate(COMMANDS):
-        url = server.url(f"/api/v2/dags/pc_links_probe/dagRuns/{run_id}/taskInstances/scan/links?map_index={map_index}")
-        links = requests.get(url, headers=headers, timeout=30).json()["extra_links"]
-        assert links == {
+    expected = {
+        region: {
             "Report (S3)": s3_report_url("pc-reports-test", f"patch-compliance/runs/{region}", region),
             "SSM Run Command": ssm_command_url(region, COMMANDS[region]),
             "Security Hub findings": securityhub_findings_url(region),
         }
-        assert re.search(rf"run-command/{COMMANDS[region]}\?region={region}$", links["SSM Run Command"])
+        for region in COMMANDS
+    }
+    for map_index, region in enumerate(COMMANDS):
+        path = f"/api/v2/dags/pc_links_probe/dagRuns/{run_id}/taskInstances/scan/links"
+        assert api_get(server, path, map_index=map_index)["extra_links"] == expected[region]
+
+    labels = mapped_task_labels(browser, server, "pc_links_probe", run_id, "scan", count=len(COMMANDS))
+    assert sorted(labels) == sorted(COMMANDS)
+    shown = extra_link_buttons(browser, server, "pc_links_probe", run_id, "scan", map_index=1, count=3)
+    assert shown == expected[list(COMMANDS)[1]]
+    browser.save_screenshot(str(ARTIFACTS / "extra_links_in_airflow.png"))

@@ -159,15 +159,23 @@ def test_api_server_reads_the_links_back_from_their_xcom_keys() -> None:
         assert served.xcom_key == lk.xcom_key
 
 
-def test_plugin_registers_page_nav_entry_and_links() -> None:
-    import sys
+def test_plugin_registers_page_nav_entry_and_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
-    try:
-        from patch_compliance_plugin import PatchCompliancePlugin
-    finally:
-        sys.path.pop(0)
+    from botocore.client import BaseClient
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("the plugin must not call AWS while loading")
+
+    # Loading the plugin (as every Airflow component does) reads no config and calls no AWS API.
+    monkeypatch.setattr(BaseClient, "_make_api_call", no_aws)
+    monkeypatch.setenv("PATCH_COMPLIANCE_CONFIG", "/nonexistent/fleet.yaml")
+    path = Path(__file__).resolve().parents[2] / "plugins" / "patch_compliance_plugin.py"
+    spec = importlib.util.spec_from_file_location("patch_compliance_plugin_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    PatchCompliancePlugin = module.PatchCompliancePlugin  # noqa: N806
     (app,) = PatchCompliancePlugin.fastapi_apps
     assert app["url_prefix"] == "/patch-compliance"
     (view,) = PatchCompliancePlugin.external_views

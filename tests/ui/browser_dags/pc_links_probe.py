@@ -35,4 +35,4 @@ class LinkProbeOperator(BaseOperator):
 
 
 with DAG("pc_links_probe", schedule=None, catchup=False, tags=["test"]):
-    LinkProbeOperator.partial(task_id="scan").expand(region=list(COMMANDS))
+    LinkProbeOperator.partial(task_id="scan", map_index_template="{{ task.region }}").expand(region=list(COMMANDS))
