@@ -329,3 +329,24 @@ def test_previous_snapshot_selection(s3):
     assert load_previous_snapshot(s3, cfg, "another_dag") is None
     # Entries of one day are ordered by generated_at, then run id: deterministic.
     assert [h["run_id"] for h in load_history(s3, cfg, DAG)] == ["manual__a", "manual__b", "manual__c"]
+
+
+def test_a_failed_write_leaves_latest_untouched(s3, monkeypatch):
+    """latest/ is written last: if anything before it fails, readers keep seeing the previous complete run."""
+    from include.patch_compliance.publish import reports as reports_module
+    from include.patch_compliance.storage import StorageError
+
+    _, first, _ = run(s3, 0)
+    before = get(s3, first["latest"])
+    real_put = reports_module.put_bytes
+
+    def failing_put(ctx, bucket, key, body, **kw):
+        if "/history/" in key:
+            raise StorageError(f"cannot write s3://{bucket}/{key}: AccessDenied")
+        return real_put(ctx, bucket, key, body, **kw)
+
+    monkeypatch.setattr(reports_module, "put_bytes", failing_put)
+    with pytest.raises(StorageError, match="history"):
+        run(s3, 8)
+    assert get(s3, first["latest"]) == before
+    assert get(s3, first[f"latest/{DAG}"]) == before
