@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 from markupsafe import Markup  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from include.patch_compliance.transform.schema import SEVERITIES  # noqa: E402
 
@@ -54,7 +55,8 @@ def ou_chart(by_ou: list[dict[str, Any]]) -> Markup:
             left = [a + b for a, b in zip(left, values, strict=True)]
         ax.invert_yaxis()
         ax.set_xlabel("nodes")
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("Compliance by OU")
         return _svg(fig)
 
@@ -65,6 +67,7 @@ def severity_chart(severity: dict[str, int]) -> Markup:
         values = [severity.get(s, 0) for s in SEVERITIES]
         ax.bar(list(SEVERITIES), values, color=_SEV_COLOURS)
         ax.set_ylabel("non-compliant patches")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("Missing patches by severity")
         ax.tick_params(axis="x", labelrotation=20)
         return _svg(fig)
@@ -78,6 +81,7 @@ def top_patches_chart(top: pd.DataFrame) -> Markup:
         ax.barh(top["label"].tolist(), top["nodes"].tolist(), color="#c62828")
         ax.invert_yaxis()
         ax.set_xlabel("nodes missing it")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("Top missing patches")
         return _svg(fig)
 
