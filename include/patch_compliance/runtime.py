@@ -9,7 +9,7 @@ from typing import Any
 
 from include.patch_compliance.aws import AwsContext, context_from_connection, safe_session_name
 from include.patch_compliance.aws.members import MemberContexts
-from include.patch_compliance.config import FleetConfig, load_config
+from include.patch_compliance.config import ConfigError, FleetConfig, load_config
 from include.patch_compliance.storage import get_json_gz, put_json_gz, staging_key, staging_prefix
 
 
@@ -25,7 +25,12 @@ class RunContext:
 
     @classmethod
     def from_airflow(cls, context: Any, cfg: FleetConfig | None = None) -> RunContext:
-        cfg = cfg or load_config()
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            cfg = cfg or load_config()
+        except ConfigError as exc:  # a retry cannot fix a bad file: fail at once, with the message
+            raise AirflowFailException(str(exc)) from None
         hub = context_from_connection(cfg.access.aws_conn_id, max_attempts=cfg.access.max_attempts)
         dag_run = context["dag_run"]
         run_after = getattr(dag_run, "run_after", None) or dag_run.start_date or datetime.now(UTC)

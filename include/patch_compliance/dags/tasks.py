@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from airflow.sdk import get_current_context, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.patch_compliance import tasks as body
+from include.patch_compliance.discover.plan import PlanError
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import resolve_operation
+from include.patch_compliance.scan.command import InstallNotAllowed, resolve_operation
 
 log = logging.getLogger("airflow.task")
 
@@ -24,7 +25,13 @@ def _run() -> tuple[RunContext, dict[str, Any]]:
 def discover() -> dict[str, Any]:
     """Validate the config, walk the organization and write the fleet plan to S3."""
     run, context = _run()
-    params = context["params"]
+    try:
+        return _discover(run, context["params"])
+    except (PlanError, InstallNotAllowed, ValueError) as exc:  # the config or params must change: no retry
+        raise AirflowFailException(str(exc)) from None
+
+
+def _discover(run: RunContext, params: dict[str, Any]) -> dict[str, Any]:
     if "operation" in params:
         operation = resolve_operation(params["operation"], run.cfg.scan)  # refuses Install without the opt-in
         parallel = [w.name for w in run.cfg.waves if w.parallel_with_previous]
@@ -55,7 +62,10 @@ def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str
     """Release this wave's shards, or hold an Install wave when the previous wave failed too often. Runs when
     the previous wave was skipped (an empty wave, or held: then this one is held too)."""
     run, context = _run()
-    operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
+    try:
+        operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
+    except InstallNotAllowed as exc:
+        raise AirflowFailException(str(exc)) from None
     decision = body.wave_gate(run, wave, previous, operation)
     if decision["held"]:
         raise AirflowSkipException(decision["reason"])
@@ -74,7 +84,10 @@ def collect(shard: dict[str, Any]) -> dict[str, Any]:
 def final_gate(report: dict[str, Any]) -> str:
     """Fail the run, after the reports are published, above the unreachable threshold or if a wave was held."""
     run, _ = _run()
-    verdict = body.final_gate(run, report.get("totals", {}))
+    try:
+        verdict = body.final_gate(run, report.get("totals", {}))
+    except RuntimeError as exc:  # a verdict on this run's data: retrying would give the same answer
+        raise AirflowFailException(str(exc)) from None
     log.info(verdict)
     return verdict
 
