@@ -57,14 +57,15 @@ def test_report_figures_match_summary(client: TestClient, s3) -> None:
     assert metric(html, "compliant") == f"{totals['compliant']:,}"
     assert metric(html, "non_compliant") == str(totals["non_compliant"])
     assert metric(html, "unknown") == str(totals["unknown"])
-    assert metric(html, "coverage_gaps") == str(sum(v for k, v in totals["coverage"].items() if k != "SCANNED"))
+    # STALE 22 + NOT_SCANNED 14 + OFFLINE 9 + SCAN_FAILED 5 + UNMANAGED 28; UNREACHABLE counts targets, not nodes.
+    assert metric(html, "coverage_gaps") == "78"
     assert metric(html, "sla_breaches") == str(totals["sla_breaches"])
     assert metric(html, "unreachable_targets") == str(totals["unreachable_targets"])
     # Charts are inline SVG, one bar per OU and per severity; every worst account is listed.
     assert html.count("<svg") == 4
     for ou in summary["by_ou"]:
         assert ou["ou_path"] in html
-    assert 'aria-label="Non-compliance by severity"' in html
+    assert 'aria-label="Missing patches by severity"' in html
     for account in summary["worst_accounts"]:
         assert account["account_id"] in html
     # One report link per run of the trend, each to that run's folder (runs/<safe_run_id>/).
@@ -194,3 +195,23 @@ def test_empty_run_id_in_the_trend_is_a_contract_error(client: TestClient, s3) -
     problem = client.get("/api/summary").json()["problem"]
     assert problem["code"] == "InvalidSummary"
     assert "trend.2.run_id" in problem["message"]
+
+
+def test_empty_fleet_first_run_renders_without_figures_to_divide(client: TestClient, s3) -> None:
+    """No nodes yet (compliant_pct null), no OUs, no history, no Security Hub: the page still renders, and the
+    latest run is listed with its report even though the trend is empty."""
+    s3.create_bucket(Bucket=BUCKET)
+    summary = make_summary()
+    zero = dict.fromkeys(("nodes", "compliant", "non_compliant", "unknown", "unreachable_targets", "sla_breaches"), 0)
+    summary["totals"] = {**zero, "targets": 0, "compliant_pct": None, "coverage": {}, "severity": {}}
+    summary.update(by_ou=[], worst_accounts=[], trend=[], security_hub=None)
+    publish(s3, summary)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{safe_run_id(LATEST_RUN)}/report.html", Body=b"<p>r</p>")
+    response = client.get("/")
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert metric(html, "compliant_pct") == "n/a"
+    assert metric(html, "coverage_gaps") == "0"
+    assert "No OU data in this run." in html and "No earlier runs yet." in html
+    assert f'data-run-report="{LATEST_RUN}" href="/runs/{safe_run_id(LATEST_RUN)}/report"' in html
+    assert "Security Hub (this run)" not in html

@@ -89,7 +89,7 @@ def test_page_shows_what_publish_reports_wrote(configured, s3, s3_endpoint: str)
     for name in ("nodes", "sla_breaches", "unreachable_targets"):
         assert f'data-metric="{name}">{totals[name]:,}<' in html
     assert f'data-metric="compliant_pct">{totals["compliant_pct"]:.1f}%<' in html
-    gaps = sum(n for status, n in totals["coverage"].items() if status != "SCANNED")
+    gaps = sum(n for status, n in totals["coverage"].items() if status not in {"SCANNED", "UNREACHABLE"})
     assert f'data-metric="coverage_gaps">{gaps}<' in html
 
     # Every run in the trend links to a report the producer really wrote.

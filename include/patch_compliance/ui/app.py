@@ -66,7 +66,7 @@ def _run_links(summary: Summary, store: ReportStore) -> dict[str, str]:
     """run_id -> safe id of its report folder (runs/<safe_run_id>/, docs/architecture.md)."""
     from include.patch_compliance.storage import safe_run_id
 
-    links = {row.run_id: safe_run_id(row.run_id) for row in summary.trend}
+    links = {row.run_id: safe_run_id(row.run_id) for row in summary.runs}
     latest = _safe_id_from_report_url(summary.report_url, store)
     links[summary.run_id] = latest or safe_run_id(summary.run_id)
     return links
@@ -115,10 +115,10 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
             context.update(
                 ou_chart=charts.ou_chart(summary.by_ou),
                 severity_chart=charts.count_chart(summary.totals.severity, charts.SEVERITY_ORDER, css_prefix="sev"),
-                coverage_chart=charts.count_chart(summary.totals.coverage, charts.COVERAGE_ORDER, css_prefix="cov"),
+                coverage_chart=charts.count_chart(summary.node_coverage, charts.COVERAGE_ORDER, css_prefix="cov"),
                 trend_chart=charts.trend_chart(summary.trend),
                 run_links=_run_links(summary, store),
-                runs=sorted(summary.trend, key=lambda r: (r.snapshot_date, r.run_id), reverse=True),
+                runs=summary.runs,
             )
         return templates.TemplateResponse(request, "page.html", context, status_code=status, headers=NO_STORE)
 

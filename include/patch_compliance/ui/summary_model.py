@@ -77,9 +77,30 @@ class Summary(_Model):
     tables: dict[str, str] = Field(default_factory=dict)
 
     @property
+    def node_coverage(self) -> dict[str, int]:
+        """Nodes by coverage status. UNREACHABLE counts account-regions (one row each, no node), so it is left
+        out here and shown with the unreachable targets."""
+        return {status: n for status, n in self.totals.coverage.items() if status != "UNREACHABLE"}
+
+    @property
     def coverage_gaps(self) -> int:
-        """Nodes whose patch state is not a fresh scan (every coverage status except SCANNED)."""
-        return sum(n for status, n in self.totals.coverage.items() if status != "SCANNED")
+        """Nodes without a fresh scan: every node coverage status except SCANNED."""
+        return sum(n for status, n in self.node_coverage.items() if status != "SCANNED")
+
+    @property
+    def runs(self) -> list[TrendRow]:
+        """Recent runs, newest first, always including this run (a producer may leave it out of the trend)."""
+        rows = list(self.trend)
+        if all(r.run_id != self.run_id for r in rows):
+            rows.append(
+                TrendRow(
+                    run_id=self.run_id,
+                    snapshot_date=self.snapshot_date,
+                    nodes=self.totals.nodes,
+                    compliant_pct=self.totals.compliant_pct,
+                )
+            )
+        return sorted(rows, key=lambda r: (r.snapshot_date, r.run_id), reverse=True)
 
 
 class InvalidSummary(ValueError):
