@@ -29,7 +29,7 @@ class PatchScanOperator(BaseOperator):
     (document, time window, Comment). Unreachable accounts and refused regions are recorded, not raised.
 
     :param shard: the shard reference from the plan: ``{"wave", "shard", "label", "targets"}``.
-    :param operation: the run's requested operation (``Scan`` | ``Install``); templated from params.
+    :param operation: ``Scan`` | ``Install``; ``None`` (default) takes the run's ``operation`` param.
     """
 
     # shard is a template field so a mapped task group resolves it (a MappedArgument until rendered).
@@ -37,7 +37,7 @@ class PatchScanOperator(BaseOperator):
     operator_extra_links = PATCH_COMPLIANCE_LINKS
     ui_color = "#d8e8f5"
 
-    def __init__(self, *, shard: dict[str, Any], operation: str | None = "{{ params.operation }}", **kwargs) -> None:
+    def __init__(self, *, shard: dict[str, Any], operation: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.shard = shard
         self.operation = operation
@@ -45,7 +45,8 @@ class PatchScanOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         context["pc_label"] = self.shard.get("label", "")
         run = RunContext.from_airflow(context)
-        operation = resolve_operation(self.operation, run.cfg.scan)
+        requested = self.operation if self.operation is not None else context["params"].get("operation")
+        operation = resolve_operation(requested, run.cfg.scan)
         wave, shard = self.shard["wave"], int(self.shard["shard"])
         targets = shard_targets(run, wave, shard)
         started = context["dag_run"].start_date or datetime.now(UTC)
