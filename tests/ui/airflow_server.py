@@ -1,16 +1,17 @@
 """Reusable helpers for browser tests: a throwaway ``airflow api-server`` and a headless Chromium.
 
-    from tests.ui.airflow_server import running_api_server, headless_chromium
+    from tests.ui.airflow_server import headless_chromium, latest_run_id, mapped_task_labels, running_api_server
 
     with running_api_server(extra_env={...}, dags_folder=REPO / "dags") as server:
-        server.airflow("dags", "reserialize")            # any airflow CLI command against the same home/DB
+        server.airflow("dags", "test", "my_dag", "2026-11-29T00:00:00+00:00")  # any CLI command, same home/DB
+        run_id = latest_run_id(server, "my_dag")
         with headless_chromium() as browser:
-            browser.get(server.url("/dags/my_dag"))
-            wait_for(browser, "[data-testid='grid']")     # wait for the React UI to render
+            labels = mapped_task_labels(browser, server, "my_dag", run_id, "group.task", count=3)
 
-The server runs in its own temp AIRFLOW_HOME with a migrated SQLite DB, loads ``<repo>/plugins``, puts the repo on
-PYTHONPATH, uses SimpleAuthManager with every user an admin (no login needed), and is stopped (whole process group)
-when the block exits. Failures to start raise with the tail of the server log.
+The server runs in its own temp AIRFLOW_HOME with a migrated SQLite DB (a copy of one migrated once per Airflow
+version), loads ``<repo>/plugins``, puts the repo on PYTHONPATH, uses SimpleAuthManager with every user an admin
+(no login needed), and is stopped (whole process group) when the block exits. Failures to start raise with the tail
+of the server log.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,11 +123,14 @@ def running_api_server(
     dags_folder: Path | None = None,
     startup_timeout: float = 180,
     keep_home: bool = False,
+    while_starting: Callable[[ApiServer], None] | None = None,
 ) -> Iterator[ApiServer]:
     """Migrate a fresh SQLite DB and run ``airflow api-server`` on a free port until the block exits.
 
     ``extra_env`` is added last (connections as ``AIRFLOW_CONN_*``, ``PATCH_COMPLIANCE_CONFIG``, ...).
     ``dags_folder`` defaults to an empty folder, so nothing but the plugin is loaded.
+    ``while_starting(server)`` runs while the api-server boots (e.g. ``server.airflow("dags", "test", ...)``),
+    which overlaps two slow process start-ups.
     """
     home = Path(tempfile.mkdtemp(prefix="pc-api-server-"))
     port = free_port()
@@ -134,7 +138,7 @@ def running_api_server(
     dags.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home, port, dags_folder=dags, extra_env=extra_env)
     log_path = home / "api-server.log"
-    _run([str(AIRFLOW_BIN), "db", "migrate"], env, timeout=300)
+    _migrated_db(env, home / "airflow.db")
     with log_path.open("w") as log:
         process = subprocess.Popen(  # own session: stop() ends uvicorn and its worker together
             [str(AIRFLOW_BIN), "api-server", "--port", str(port), "--host", "127.0.0.1"],
@@ -145,12 +149,32 @@ def running_api_server(
         )
     server = ApiServer(f"http://127.0.0.1:{port}", home, env, log_path, process)
     try:
+        if while_starting is not None:
+            while_starting(server)
         _wait_healthy(server, startup_timeout)
         yield server
     finally:
         _stop(process)
         if not keep_home:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _migrated_db(env: Mapping[str, str], target: Path) -> None:
+    """A freshly migrated SQLite DB at ``target``. ``airflow db migrate`` takes ~9 s here, so a migrated empty DB
+    is kept per Airflow version in the temp dir and copied (written to a temp name, then renamed: never partial)."""
+    from airflow import __version__ as airflow_version
+
+    template = Path(tempfile.gettempdir()) / f"pc-airflow-{airflow_version}-migrated.db"
+    if not template.exists():
+        scratch = Path(tempfile.mkdtemp(prefix="pc-migrate-"))
+        scratch_env = {**env, "AIRFLOW_HOME": str(scratch)}
+        scratch_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{scratch / 'airflow.db'}"
+        _run([str(AIRFLOW_BIN), "db", "migrate"], scratch_env, timeout=300)
+        partial = template.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(scratch / "airflow.db", partial)
+        os.replace(partial, template)
+        shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copyfile(template, target)
 
 
 def _wait_healthy(server: ApiServer, timeout: float) -> None:

@@ -63,8 +63,16 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(emulator, published: dict, config_file: Path) -> Iterator[ApiServer]:
     conn = {"conn_type": "aws", "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"}}
     extra_env = {"PATCH_COMPLIANCE_CONFIG": str(config_file), f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}
-    with running_api_server(extra_env=extra_env, dags_folder=Path(__file__).parent / "browser_dags") as srv:
+    with running_api_server(
+        extra_env=extra_env, dags_folder=Path(__file__).parent / "browser_dags", while_starting=run_probe_dag
+    ) as srv:
         yield srv
+
+
+def run_probe_dag(server: ApiServer) -> None:
+    """One run of the mapped probe DAG (in-process executor of ``dags test``, which first syncs the DAG bundle to
+    the DB: airflow.md §2.9); it runs while the api-server boots."""
+    server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +179,6 @@ def test_unreadable_bucket_in_the_browser(server: ApiServer, browser, config_fil
 def test_extra_links_and_map_labels_after_a_mapped_task_ran(server: ApiServer, browser) -> None:
     """The worker evaluates our links at the end of each mapped task instance and pushes them as
     ``_link_<ClassName>``; the api-server serves them per map index and the UI shows them on the Details tab."""
-    # dags test syncs the DAG bundle (our browser_dags folder) to the DB first (airflow.md §2.9).
-    server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
     run_id = latest_run_id(server, "pc_links_probe")
     from tests.ui.browser_dags.pc_links_probe import COMMANDS
 

@@ -81,6 +81,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
         redoc_url=None,
         openapi_url=None,
     )
+    # Mounted sub-apps skip the app's dependencies: the CSS and the nav icon are public (they hold no data).
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
 
