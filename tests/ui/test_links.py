@@ -189,5 +189,7 @@ def test_plugin_registers_page_nav_entry_and_links(monkeypatch: pytest.MonkeyPat
     # Plugin apps are not protected by Airflow by default: ours requires a login.
     from fastapi.testclient import TestClient
 
-    response = TestClient(app["app"]).get("/api/summary")
-    assert response.status_code == 401
+    client = TestClient(app["app"])
+    for path in ("/", "/api/summary", "/runs/r1/report"):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/static/icon.svg").status_code == 200  # the nav icon holds no data
