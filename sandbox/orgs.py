@@ -187,4 +187,6 @@ def seed_moto(fleet: Fleet) -> None:
         fake.status = fake.state = account.state
         fake.joined_method, fake.parent_id, fake.attached_policies, fake.tags = "CREATED", account.ou_id, [], {}
         backend.accounts.append(fake)
+        for policy_id in (org_models.utils.DEFAULT_SCP_POLICY_ID, org_models.utils.DEFAULT_RCP_POLICY_ID):
+            backend.attach_policy(PolicyId=policy_id, TargetId=account.id)  # as moto's create_account does
         org_models.organizations_backends.master_accounts[account.id] = (fleet.management_account_id, "aws")

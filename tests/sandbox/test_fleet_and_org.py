@@ -117,6 +117,17 @@ def test_org_limits_and_errors(sandbox):
     assert exc.value.response["Error"]["Code"] == "InvalidInputException"
 
 
+def test_actions_passed_to_moto_see_the_same_organisation(sandbox):
+    org = client(sandbox, "organizations")
+    account = active_members(sandbox)[0]["id"]
+    policies = org.list_policies_for_target(TargetId=account, Filter="SERVICE_CONTROL_POLICY")["Policies"]
+    assert [p["Name"] for p in policies] == ["FullAWSAccess"]
+    org.tag_resource(ResourceId=account, Tags=[{"Key": "team", "Value": "patching"}])
+    assert org.list_tags_for_resource(ResourceId=account)["Tags"] == [{"Key": "team", "Value": "patching"}]
+    ou = sandbox.fleet["ous"][0]["id"]
+    assert org.list_policies_for_target(TargetId=ou, Filter="SERVICE_CONTROL_POLICY")["Policies"]
+
+
 def test_member_accounts_cannot_list_the_org(sandbox):
     member = active_members(sandbox)[0]
     org = client(sandbox, "organizations", account_id=member["id"])
