@@ -170,3 +170,18 @@ def test_advance_moves_emulated_time(sandbox):
     before = sandbox.admin("advance", seconds=0)["epoch"]
     after = sandbox.admin("advance", seconds=3600)["epoch"]
     assert after - before == pytest.approx(3600, abs=1)
+
+
+def test_health_nodes_and_unknown_endpoints(sandbox):
+    health = sandbox._request("GET", "/_sandbox/health")
+    assert health["status"] == "ready" and health["seed"] == SEED and health["time_scale"] == 0
+    with pytest.raises(RuntimeError, match="account_id and region"):
+        sandbox._request("GET", "/_sandbox/nodes")
+    with pytest.raises(RuntimeError, match="404"):
+        sandbox._request("GET", "/_sandbox/nope")
+
+
+def test_only_one_sandbox_per_process(sandbox):
+    with pytest.raises(RuntimeError, match="already running"):
+        with running_sandbox():
+            pass
