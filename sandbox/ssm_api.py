@@ -209,9 +209,10 @@ def list_commands(world: World, rd: RegionData, body: dict) -> dict:
 
 
 def _output(cmd: Command, inv: Invocation, node: Node | None, details: str) -> str:
+    if details == "Failed":
+        return "failed to run commands: exit status 1"
     if details != "Success" or cmd.doc.name == "AWS-RunShellScript":
-        return "" if details == "Success" else ("" if details in ("Pending", "In Progress") else
-                                                "failed to run commands: exit status 1" if details == "Failed" else "")
+        return ""
     op = cmd.operation
     group = node.patch_group if node else ""
     return (f"Patch group: {group}\nOperation type: {op}\nPatch baseline: {node.baseline_id if node else ''}\n"

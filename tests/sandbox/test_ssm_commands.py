@@ -224,6 +224,7 @@ def test_max_errors_exceeded_terminates_the_rest(sandbox, ssm):
     invs = ssm.list_command_invocations(CommandId=cmd["CommandId"], Details=True)["CommandInvocations"]
     details = [i["StatusDetails"] for i in invs]
     assert details[0] == "Failed" and invs[0]["CommandPlugins"][0]["ResponseCode"] == 1
+    assert "exit status 1" in invs[0]["CommandPlugins"][0]["Output"]
     assert set(details[1:]) == {"Terminated"}, details
     listed = ssm.list_commands(CommandId=cmd["CommandId"])["Commands"][0]
     assert (listed["Status"], listed["StatusDetails"], listed["ErrorCount"]) == ("Failed", "Failed", 1)
