@@ -28,6 +28,7 @@ from include.patch_compliance.transform.snapshot import PreviousSnapshot
 # aws_domain §1.4: KBId is not unique per node on Linux (versions/arches share it), so identity includes Title.
 PATCH_KEY = ["account_id", "region", "instance_id", "kb_id", "title"]
 _STATE_RANK = {s: i for i, s in enumerate(NON_COMPLIANT_STATES)}  # FAILED first: keep the worst duplicate
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def check_sla_days(sla_days: dict[str, int]) -> dict[str, int]:
@@ -90,13 +91,23 @@ def patch_rows(
 
 
 def _dedupe(table: pa.Table) -> pa.Table:
-    """One row per PATCH_KEY, the worst state winning, sorted by PATCH_KEY: a sort of the key columns, then an
-    adjacent-row comparison, then a single take of every column."""
+    """One row per PATCH_KEY, sorted by PATCH_KEY: a sort of the key columns, then an adjacent-row comparison,
+    then a single take of every column. Among duplicates the worst state wins, then the most severe severity,
+    then the remaining columns decide, so the result never depends on the order AWS listed the items in."""
     if table.num_rows == 0:
         return table
-    rank = pa.array(map_values(table.column("state"), _STATE_RANK, len(_STATE_RANK)))
-    keys = table.select(PATCH_KEY).append_column("_rank", rank)
-    order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in [*PATCH_KEY, "_rank"]])
+    tiebreak = {
+        "_rank": pa.array(map_values(table.column("state"), _STATE_RANK, len(_STATE_RANK))),
+        "_severity": pa.array(map_values(table.column("severity"), _SEVERITY_RANK, len(_SEVERITY_RANK))),
+        "_vendor": table.column("vendor_severity"),
+        "_classification": table.column("classification"),
+        "_installed": table.column("installed_time"),
+        "_cves": pc.binary_join(table.column("cve_ids"), ","),
+    }
+    keys = table.select(PATCH_KEY)
+    for name, column in tiebreak.items():
+        keys = keys.append_column(name, column)
+    order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names])
     ordered = keys.select(PATCH_KEY).take(order)
     first = np.ones(table.num_rows, dtype=bool)
     changed = np.zeros(table.num_rows - 1, dtype=bool)
