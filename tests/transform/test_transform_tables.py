@@ -326,3 +326,17 @@ def test_numeric_epoch_times_take_the_slow_path():
     patches = build([doc])["patches"].set_index("kb_id")
     assert pd.isna(patches.loc["a", "installed_time"])
     assert patches.loc["b", "installed_time"].year == 2023
+
+
+def test_a_target_collected_twice_counts_once():
+    """A retried collect shard can carry the same account-region twice: the OK, latest document wins."""
+    older = raw_doc(info=[instance_info(I[1])], states=[patch_state(I[1], missing=1)])
+    newer = {
+        **raw_doc(info=[instance_info(I[1]), instance_info(I[2])], states=[patch_state(I[1])]),
+        "collected_at": (NOW + timedelta(minutes=5)).isoformat(),
+    }
+    tables = build([newer, unreachable_doc(), older])
+    nodes = tables["nodes"]
+    assert sorted(nodes["instance_id"]) == [I[1], I[2]]
+    assert node(tables, I[1])["compliance_status"] == "COMPLIANT"
+    assert len(tables["accounts"]) == 1

@@ -33,6 +33,8 @@ def build_tables(
     ``transform/schema.py``. Pure: the same inputs give the same frames (``now`` is the only clock)."""
     _check_args(raw_docs, command_records, run_id, dag_id, snapshot_date, now, stale_after_days)
     check_sla_days(sla_days)
+    targets = targets_frame(raw_docs)  # validates every document first
+    raw_docs = one_doc_per_target(raw_docs)
     targets = targets_frame(raw_docs)
     commands = commands_frame(command_records)
     states = patch_state_frame(raw_docs)
@@ -55,6 +57,19 @@ def build_tables(
         frame = frame.assign(run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
         out[name] = conform(frame, RUN_TABLES[name])
     return out
+
+
+def one_doc_per_target(raw_docs: list[dict]) -> list[dict]:
+    """One document per (account_id, region): a retried collect shard may have produced the same target twice.
+    A readable (OK) document beats an UNREACHABLE one, then the latest ``collected_at`` wins."""
+    best: dict[tuple[str, str], tuple[tuple[bool, str], int]] = {}
+    for i, doc in enumerate(raw_docs):
+        key = (doc["target"]["account_id"], doc["target"]["region"])
+        rank = (doc["status"] == "OK", str(doc.get("collected_at") or ""))
+        if key not in best or rank >= best[key][0]:
+            best[key] = (rank, i)
+    keep = sorted(i for _, i in best.values())
+    return raw_docs if len(keep) == len(raw_docs) else [raw_docs[i] for i in keep]
 
 
 def _check_args(
