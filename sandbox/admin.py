@@ -58,7 +58,7 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
                 "time_scale": world.clock.time_scale, "now": iso_z(world.clock.now()),
                 "generated_account_regions": len(world.generated_regions())}
     if (method, path) == ("GET", "/_sandbox/fleet"):
-        return world.fleet.to_dict()
+        return {**world.fleet.to_dict(), "security_hub": getattr(app, "securityhub_layout", None)}
     if (method, path) == ("GET", "/_sandbox/calls"):
         return app.snapshot_calls()
     if (method, path) == ("POST", "/_sandbox/calls/reset"):

@@ -13,6 +13,7 @@ from sandbox.ec2_seed import seed_ec2
 from sandbox.faults import Faults, load_faults
 from sandbox.fleet import generate_fleet
 from sandbox.orgs import Organizations, seed_moto
+from sandbox.securityhub_seed import seed_security_hub
 from sandbox.world import World
 
 # moto keeps its backends in module globals: one sandbox per process at a time.
@@ -30,8 +31,11 @@ def build_app(profile: str = "small", seed: int = 7, time_scale: float = 60.0,
     fault_cfg = faults if isinstance(faults, Faults) else load_faults(faults)
     world = World(fleet, clock, fault_cfg, on_region_created=seed_ec2)
     seed_moto(fleet)
-    return SandboxApp(world, Organizations(fleet), DomainDispatcherApplication(create_backend_app),
-                      load_securityhub())
+    securityhub = load_securityhub()
+    app = SandboxApp(world, Organizations(fleet), DomainDispatcherApplication(create_backend_app), securityhub)
+    if securityhub is not None:
+        app.securityhub_layout = seed_security_hub(securityhub, fleet)
+    return app
 
 
 class SandboxServer:
