@@ -24,7 +24,9 @@ def fleet_summary(summary: dict) -> str:
         "Fleet summary",
         "=============",
         f"run:                 {summary['run_id']}",
-        f"managed nodes:       {totals['nodes']}",
+        f"nodes:               {totals['nodes']}  ("
+        + ", ".join(f"{k.lower()} {v}" for k, v in totals.get("coverage", {}).items() if v)
+        + ")",
         f"compliant:           {totals['compliant']} ({totals['compliant_pct'] or 0:.1f}%)",
         f"non-compliant:       {totals['non_compliant']}   unknown: {totals['unknown']}",
         f"unreachable targets: {totals['unreachable_targets']} of {totals['targets']} account-regions",
@@ -37,7 +39,8 @@ def fleet_summary(summary: dict) -> str:
     if hub:
         lines.append(
             f"Security Hub:        {hub.get('created', 0)} created, {hub.get('updated', 0)} updated, "
-            f"{hub.get('resolved', 0)} resolved, {hub.get('failed', 0)} failed"
+            f"{hub.get('resolved', 0)} resolved, {hub.get('failed', 0)} failed, "
+            f"{hub.get('skipped', 0)} account-regions skipped"
         )
     lines.append(f"report:              {summary['report_url']}")
     return "\n".join(lines)
