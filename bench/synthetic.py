@@ -80,7 +80,7 @@ def fleet(
                 }
             )
             continue
-        info, ec2, states, patches = [], [], [], {}
+        info, ec2, states, patches, items_by_node = [], [], [], {}, {}
         count = min(nodes_per_target, n_nodes - node)
         for _ in range(count):
             iid = f"i-{node:017x}"
@@ -154,6 +154,20 @@ def fleet(
                     "Operation": "Scan",
                 }
             )
+            # ListComplianceItems: the Association item of every scanned node (Patch items repeat the patches).
+            items_by_node[iid] = [
+                {
+                    "ComplianceType": "Association",
+                    "ResourceType": "ManagedInstance",
+                    "ResourceId": iid,
+                    "Id": "assoc-0123456789abcdef0",
+                    "Title": "",
+                    "Status": "COMPLIANT",
+                    "Severity": "UNSPECIFIED",
+                    "ExecutionSummary": {"ExecutionTime": scan_iso[0], "ExecutionId": "", "ExecutionType": "Command"},
+                    "Details": {"DocumentName": "AWS-RunPatchBaseline", "DocumentVersion": "1"},
+                }
+            ]
             outcome = ("Success", "Success")
             if node % 45 == 0:
                 outcome = ("Failed", "Failed")
@@ -185,7 +199,7 @@ def fleet(
                 "ec2_instances": ec2,
                 "patch_states": states,
                 "patches": patches,
-                "compliance_items": {},
+                "compliance_items": items_by_node,
             }
         )
     return docs, commands
