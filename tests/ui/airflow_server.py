@@ -297,10 +297,11 @@ def extra_link_buttons(
 
     suffix = f"/mapped/{map_index}" if map_index >= 0 else ""
     driver.get(server.url(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}{suffix}/details"))
-    css = "a[rel='noopener noreferrer']"  # how the 3.3 UI renders each extra link (a button-styled anchor)
+    # The 3.3 UI renders an "Extra Links" heading followed by one button-styled anchor per link.
+    xpath = "//h2[normalize-space()='Extra Links']/following-sibling::*//a"
 
     def links(d: Any) -> dict[str, str]:
-        return {el.text.strip(): el.get_attribute("href") for el in d.find_elements(By.CSS_SELECTOR, css) if el.text}
+        return {el.text.strip(): el.get_attribute("href") for el in d.find_elements(By.XPATH, xpath) if el.text}
 
     WebDriverWait(driver, 60).until(lambda d: len(links(d)) >= count)
     return links(driver)

@@ -65,5 +65,24 @@ def configured(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return config
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """When a browser test fails, keep what the browser showed: artifacts/failures/<test>.png and .html."""
+    outcome = yield
+    report = outcome.get_result()
+    driver = getattr(item, "funcargs", {}).get("browser")
+    if report.failed and driver is not None:
+        from tests.ui.airflow_server import REPO
+
+        folder = REPO / "artifacts" / "failures"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            driver.save_screenshot(str(folder / f"{item.name}.png"))
+            (folder / f"{item.name}.html").write_text(driver.page_source)
+            report.sections.append(("browser", f"page {driver.current_url} saved to {folder}/{item.name}.*"))
+        except Exception as exc:  # noqa: BLE001 - a dead browser must not hide the test's own failure
+            report.sections.append(("browser", f"could not capture the page: {exc}"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: starts airflow api-server and headless Chromium (tests/ui/README.md)")
