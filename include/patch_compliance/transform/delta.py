@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from include.patch_compliance.transform.keys import lookup, present
+from include.patch_compliance.transform.keys import composite, lookup, present
 from include.patch_compliance.transform.patches import PATCH_KEY
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
@@ -39,9 +40,12 @@ def delta_rows(nodes: pd.DataFrame, patches: pd.DataFrame, previous: PreviousSna
     cols = [*_TARGET, "instance_id", "kb_id", "title", "severity", "state"]
     current = patches[cols].rename(columns={"state": "current_status"})
     earlier = previous.patches[cols].rename(columns={"state": "previous_status"})
-    new_missing = current[~present(current, earlier, PATCH_KEY)].assign(change="NEW_MISSING_PATCH")
+    now_keys, before_keys = composite(current, PATCH_KEY), composite(earlier, PATCH_KEY)  # built once each
+    is_new = pc.invert(pc.is_in(now_keys, value_set=before_keys)).to_numpy(zero_copy_only=False)
+    is_gone = pc.invert(pc.is_in(before_keys, value_set=now_keys)).to_numpy(zero_copy_only=False)
+    new_missing = current[is_new].assign(change="NEW_MISSING_PATCH")
     known_now = now_nodes[now_nodes["compliance_status"] != "UNKNOWN"]
-    gone = earlier[~present(earlier, current, PATCH_KEY)]
+    gone = earlier[is_gone]
     closed = gone[present(gone, known_now, NODE_KEY)].assign(change="CLOSED_PATCH")
 
     frame = pd.concat([newly, remediated, new_missing, closed], ignore_index=True)
