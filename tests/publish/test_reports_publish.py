@@ -350,3 +350,24 @@ def test_a_failed_write_leaves_latest_untouched(s3, monkeypatch):
         run(s3, 8)
     assert get(s3, first["latest"]) == before
     assert get(s3, first[f"latest/{DAG}"]) == before
+
+
+def test_report_html_escapes_names(s3):
+    from include.patch_compliance.publish.report_html import render_html
+
+    docs, commands = day_docs(0)
+    docs[0]["target"]["account_name"] = "<script>alert(1)</script>"
+    tables = build_tables(
+        docs,
+        commands,
+        None,
+        run_id="r1",
+        dag_id=DAG,
+        snapshot_date=NOW.date(),
+        now=NOW,
+        sla_days=SLA,
+        stale_after_days=7,
+    )
+    summary = summarize(tables, run_id="r1", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
+    html = render_html(summary, tables).decode()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
