@@ -397,17 +397,25 @@ def test_through_the_sandbox_server_with_member_roles() -> None:
             AccessConfig(member_role_name=sb.fleet["member_role_name"]),
             "t",
         )
-        enabled, disabled = members[0], members[1]
+        # The emulated org enables every hub with Patch Manager's export off, except one account-region never
+        # enabled and one where the native export was left on (sandbox/securityhub_seed.py).
+        layout = sb.fleet["security_hub"]
+        off, native = layout["disabled"][0], layout["native_export"][0]
+        special = {(off["account_id"], off["region"]), (native["account_id"], native["region"])}
+        enabled = next(m for m in members if (m, US) not in special)
         client = contexts.get(enabled).client("securityhub", US)
-        client.enable_security_hub()
-        # Patch Manager's export is on after enabling (as on AWS); turn it off so our findings are wanted.
-        client.disable_import_findings_for_product(
-            ProductSubscriptionArn=f"arn:aws:securityhub:{US}:{enabled}:product-subscription/aws/ssm-patch-manager"
-        )
-        fleet = [node(enabled, US, "i-1"), node(enabled, US, "i-2", "COMPLIANT"), node(disabled, US, "i-3")]
+        fleet = [
+            node(enabled, US, "i-1"),
+            node(enabled, US, "i-2", "COMPLIANT"),
+            node(off["account_id"], off["region"], "i-3"),
+            node(native["account_id"], native["region"], "i-4"),
+        ]
         result = publish_findings(contexts.get, frame(fleet), NO_PATCHES, cfg=CFG, run_id="r", now=T0)
         assert result.created == 1
-        assert [(e["account_id"], e["stage"]) for e in result.errors] == [(disabled, "not_enabled")]
+        assert [(e["account_id"], e["stage"]) for e in result.errors] == [(off["account_id"], "not_enabled")]
+        assert [(t["account_id"], t["region"]) for t in result.skipped_targets] == [
+            (native["account_id"], native["region"])
+        ]
         [stored] = client.get_findings()["Findings"]
         assert stored["Id"] == f"{enabled}/{US}/i-1/patch-compliance" and stored["AwsAccountId"] == enabled
         assert sb.calls()["securityhub.BatchImportFindings"] == 1
