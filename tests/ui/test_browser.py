@@ -199,3 +199,12 @@ def test_extra_links_and_map_labels_after_a_mapped_task_ran(server: ApiServer, b
     shown = extra_link_buttons(browser, server, "pc_links_probe", run_id, "scan", map_index=1, count=3)
     assert shown == expected[list(COMMANDS)[1]]
     browser.save_screenshot(str(ARTIFACTS / "extra_links_in_airflow.png"))
+
+    # The page's "latest run" link form (/dags/<dag>/runs/<url-encoded run id>) opens that run in the 3.3 UI.
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url(f"/dags/pc_links_probe/runs/{quote(run_id, safe='')}"))
+    WebDriverWait(browser, 60).until(lambda d: run_id in d.find_element(By.TAG_NAME, "body").text)

@@ -72,6 +72,10 @@ def test_report_figures_match_summary(client: TestClient, s3) -> None:
     for row in summary["trend"]:
         assert f'href="/runs/{safe_run_id(row["run_id"])}/report"' in html
     assert "Open full report" in html
+    # The run id opens the DAG run in Airflow (the whole window, not the nav iframe); ':' and '+' are escaped.
+    run_link = re.search(r'<a ([^>]*data-link="dag-run"[^>]*)>', html).group(1)
+    assert 'target="_top"' in run_link
+    assert 'href="/dags/patch_compliance_scan/runs/scheduled__2026-11-29T03%3A00%3A00%2B00%3A00"' in run_link
 
     api = client.get("/api/summary")
     assert api.status_code == 200
