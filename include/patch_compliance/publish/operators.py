@@ -10,9 +10,10 @@ from include.patch_compliance import tasks as body
 from include.patch_compliance.runtime import RunContext
 from include.patch_compliance.ui.links import (
     FINDINGS_GENERATOR_ID,
-    PATCH_COMPLIANCE_LINKS,
     XCOM_REPORT,
     XCOM_SECURITYHUB,
+    S3ReportLink,
+    SecurityHubFindingsLink,
     s3_report_url,
     securityhub_findings_url,
 )
@@ -26,7 +27,7 @@ class PublishReportOperator(BaseOperator):
     gate still fails the run.
     """
 
-    operator_extra_links = PATCH_COMPLIANCE_LINKS
+    operator_extra_links = (S3ReportLink(),)
     ui_color = "#d8f5e0"
 
     def __init__(self, **kwargs) -> None:
@@ -47,7 +48,7 @@ class PublishFindingsOperator(BaseOperator):
     recorded, not fatal.
     """
 
-    operator_extra_links = PATCH_COMPLIANCE_LINKS
+    operator_extra_links = (SecurityHubFindingsLink(),)
     ui_color = "#f5d8d8"
 
     def __init__(self, **kwargs) -> None:

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from include.patch_compliance.discover.plan import Plan
 from include.patch_compliance.runtime import RunContext
 from include.patch_compliance.scan.command import ScanRequest, resolve_operation, run_tag, scan_record
-from include.patch_compliance.ui.links import PATCH_COMPLIANCE_LINKS, XCOM_SSM_COMMAND, ssm_command_url
+from include.patch_compliance.ui.links import XCOM_SSM_COMMAND, SsmRunCommandLink, ssm_command_url
 
 # How far before the DAG run's start a retry looks for this run's earlier commands (clock skew margin).
 LOOKBACK = timedelta(minutes=15)
@@ -34,7 +34,7 @@ class PatchScanOperator(BaseOperator):
 
     # shard is a template field so a mapped task group resolves it (a MappedArgument until rendered).
     template_fields = ("shard", "operation")
-    operator_extra_links = PATCH_COMPLIANCE_LINKS
+    operator_extra_links = (SsmRunCommandLink(),)
     ui_color = "#d8e8f5"
 
     def __init__(self, *, shard: dict[str, Any], operation: str | None = None, **kwargs) -> None:

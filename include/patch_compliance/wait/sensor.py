@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.ui.links import PATCH_COMPLIANCE_LINKS, XCOM_SSM_COMMAND, ssm_command_url
+from include.patch_compliance.ui.links import XCOM_SSM_COMMAND, SsmRunCommandLink, ssm_command_url
 from include.patch_compliance.wait.status import failure_ratio, outcome_records, shard_progress
 from include.patch_compliance.wait.trigger import ShardCommandsTrigger
 
@@ -32,7 +32,7 @@ class ShardCommandsSensor(BaseSensorOperator):
 
     # shard is a template field so a mapped task group resolves it (a MappedArgument until rendered).
     template_fields = ("shard",)
-    operator_extra_links = PATCH_COMPLIANCE_LINKS
+    operator_extra_links = (SsmRunCommandLink(),)
     ui_color = "#f5ecd8"
 
     def __init__(self, *, shard: dict[str, Any], deferrable: bool | None = None, **kwargs) -> None:
