@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "5055")))
     serve.add_argument("--profile", choices=sorted(PROFILES), default="small")
     serve.add_argument("--seed", type=int, default=7)
-    serve.add_argument("--time-scale", type=float, default=60.0,
-                       help="emulated seconds per real second (0 freezes time; use /_sandbox/admin/advance)")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=60.0,
+        help="emulated seconds per real second (0 freezes time; use /_sandbox/admin/advance)",
+    )
     serve.add_argument("--faults", help="YAML/JSON fault file (default: $PATCH_SANDBOX_FAULTS)")
     serve.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
@@ -32,13 +36,26 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.server import SandboxServer
 
     started = time.monotonic()
-    server = SandboxServer(args.host, args.port, log_requests=args.log_requests, profile=args.profile,
-                           seed=args.seed, time_scale=args.time_scale, faults=faults)
+    server = SandboxServer(
+        args.host,
+        args.port,
+        log_requests=args.log_requests,
+        profile=args.profile,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        faults=faults,
+    )
     fleet = server.app.world.fleet
-    print(f"sandbox ready at {server.url} profile={args.profile} seed={args.seed} accounts={len(fleet.accounts)} "
-          f"regions={','.join(fleet.regions)} in {time.monotonic() - started:.2f}s", flush=True)
-    print(f"  export AWS_ENDPOINT_URL={server.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-          "AWS_DEFAULT_REGION=us-east-1", flush=True)
+    print(
+        f"sandbox ready at {server.url} profile={args.profile} seed={args.seed} accounts={len(fleet.accounts)} "
+        f"regions={','.join(fleet.regions)} in {time.monotonic() - started:.2f}s",
+        flush=True,
+    )
+    print(
+        f"  export AWS_ENDPOINT_URL={server.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        "AWS_DEFAULT_REGION=us-east-1",
+        flush=True,
+    )
     try:
         server.serve_forever()  # werkzeug returns from here on Ctrl-C
     except KeyboardInterrupt:

@@ -33,12 +33,14 @@ def _json(raw: bytes) -> dict:
 def _node_args(app: SandboxApp, data: dict) -> tuple:
     missing = [k for k in ("account_id", "region", "instance_id") if not data.get(k)]
     if missing:
-        raise AdminError(f"missing field(s) {missing}: send {{\"account_id\", \"region\", \"instance_id\"}}")
+        raise AdminError(f'missing field(s) {missing}: send {{"account_id", "region", "instance_id"}}')
     rd = app.world.region(data["account_id"], data["region"])
     node = rd.nodes.get(data["instance_id"])
     if node is None:
-        raise AdminError(f"instance_id={data['instance_id']!r} is not a node of account {data['account_id']} in "
-                         f"{data['region']} (see GET /_sandbox/nodes?account_id=..&region=..)")
+        raise AdminError(
+            f"instance_id={data['instance_id']!r} is not a node of account {data['account_id']} in "
+            f"{data['region']} (see GET /_sandbox/nodes?account_id=..&region=..)"
+        )
     return rd, node
 
 
@@ -54,9 +56,14 @@ def handle(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[str,
 def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[str, list[str]]) -> dict:
     world = app.world
     if (method, path) == ("GET", "/_sandbox/health"):
-        return {"status": "ready", "profile": world.fleet.profile.name, "seed": world.seed,
-                "time_scale": world.clock.time_scale, "now": iso_z(world.clock.now()),
-                "generated_account_regions": len(world.generated_regions())}
+        return {
+            "status": "ready",
+            "profile": world.fleet.profile.name,
+            "seed": world.seed,
+            "time_scale": world.clock.time_scale,
+            "now": iso_z(world.clock.now()),
+            "generated_account_regions": len(world.generated_regions()),
+        }
     if (method, path) == ("GET", "/_sandbox/fleet"):
         return {**world.fleet.to_dict(), "security_hub": getattr(app, "securityhub_layout", None)}
     if (method, path) == ("GET", "/_sandbox/calls"):
@@ -76,15 +83,28 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
             raise AdminError("query parameters account_id and region are required")
         rd = world.region(account, region)
         world.settle(rd)
-        return {"nodes": [{"instance_id": n.instance_id, "resource_type": n.resource_type,
-                           "platform": n.platform.platform_name, "platform_type": n.platform.platform_type,
-                           "ping_status": n.ping_status, "ec2_state": n.ec2_state, "has_agent": n.has_agent,
-                           "managed": n.managed, "terminated": n.terminated, "tags": n.tags,
-                           "patch_group": n.patch_group, "baseline_id": n.baseline_id,
-                           "scanned": n.patch_state is not None,
-                           "last_operation_end": n.patch_state["OperationEndTime"] if n.patch_state else None,
-                           "missing": sum(1 for s in n.truth if s in ("Missing", "Failed"))}
-                          for n in rd.nodes.values()]}
+        return {
+            "nodes": [
+                {
+                    "instance_id": n.instance_id,
+                    "resource_type": n.resource_type,
+                    "platform": n.platform.platform_name,
+                    "platform_type": n.platform.platform_type,
+                    "ping_status": n.ping_status,
+                    "ec2_state": n.ec2_state,
+                    "has_agent": n.has_agent,
+                    "managed": n.managed,
+                    "terminated": n.terminated,
+                    "tags": n.tags,
+                    "patch_group": n.patch_group,
+                    "baseline_id": n.baseline_id,
+                    "scanned": n.patch_state is not None,
+                    "last_operation_end": n.patch_state["OperationEndTime"] if n.patch_state else None,
+                    "missing": sum(1 for s in n.truth if s in ("Missing", "Failed")),
+                }
+                for n in rd.nodes.values()
+            ]
+        }
     if (method, path) == ("POST", "/_sandbox/admin/remediate"):
         rd, node = _node_args(app, _json(raw))
         with world.lock:
@@ -99,7 +119,7 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
         data = _json(raw)
         seconds = data.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise AdminError(f"seconds={seconds!r}: send {{\"seconds\": n}} with n >= 0")
+            raise AdminError(f'seconds={seconds!r}: send {{"seconds": n}} with n >= 0')
         now = world.clock.advance(float(seconds))
         return {"now": iso_z(now), "epoch": now}
     raise KeyError(path)

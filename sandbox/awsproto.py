@@ -100,8 +100,11 @@ def rest_action(service: str, method: str, path: str, query: dict, environ: dict
         except Exception:  # not routable by moto (unknown service or path): use the model match below
             pass
     for m, regex, required_q, name in _rest_routes(service):
-        if m == method and regex.match(path) and all(
-                k in query and (v is None or v in query[k]) for k, v in required_q):
+        if (
+            m == method
+            and regex.match(path)
+            and all(k in query and (v is None or v in query[k]) for k, v in required_q)
+        ):
             return name
     return None
 
@@ -148,14 +151,17 @@ def error_response(err: AwsError, protocol: str, service: str | None) -> tuple[i
         return err.status, [("Content-Type", ctype), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", err.code)], body
     msg = escape(err.message)
     if protocol == "ec2":
-        xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{err.code}</Code>"
-               f"<Message>{msg}</Message></Error></Errors><RequestID>{rid}</RequestID></Response>")
+        xml = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{err.code}</Code>'
+            f"<Message>{msg}</Message></Error></Errors><RequestID>{rid}</RequestID></Response>"
+        )
     elif protocol == "query":
         kind = "Sender" if err.sender else "Receiver"
         ns = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/", "iam": "https://iam.amazonaws.com/doc/2010-05-08/"}
-        xml = (f"<ErrorResponse xmlns=\"{ns.get(service or '', '')}\"><Error><Type>{kind}</Type>"
-               f"<Code>{err.code}</Code><Message>{msg}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>")
+        xml = (
+            f'<ErrorResponse xmlns="{ns.get(service or "", "")}"><Error><Type>{kind}</Type>'
+            f"<Code>{err.code}</Code><Message>{msg}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
+        )
     else:
-        xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{err.code}</Code>"
-               f"<Message>{msg}</Message></Error>")
+        xml = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{err.code}</Code><Message>{msg}</Message></Error>'
     return err.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)], xml.encode()

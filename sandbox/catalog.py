@@ -20,8 +20,9 @@ PLATFORMS: dict[str, Platform] = {
     "al2023": Platform("al2023", "Linux", "Amazon Linux", "2023", "PatchLinux", "Linux/UNIX"),
     "ubuntu2204": Platform("ubuntu2204", "Linux", "Ubuntu", "22.04", "PatchLinux", "Linux/UNIX"),
     "rhel9": Platform("rhel9", "Linux", "Red Hat Enterprise Linux", "9.4", "PatchLinux", "Red Hat Enterprise Linux"),
-    "win2022": Platform("win2022", "Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348", "PatchWindows",
-                        "Windows"),
+    "win2022": Platform(
+        "win2022", "Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348", "PatchWindows", "Windows"
+    ),
 }
 PLATFORM_WEIGHTS = (("al2023", 35), ("ubuntu2204", 25), ("rhel9", 15), ("win2022", 25))
 
@@ -38,19 +39,64 @@ class Patch:
     @property
     def compliance_severity(self) -> str:
         """ComplianceItem severity the baseline assigns (CRITICAL|HIGH|MEDIUM|LOW|INFORMATIONAL|UNSPECIFIED)."""
-        return {"Critical": "CRITICAL", "Important": "HIGH", "High": "HIGH", "Medium": "MEDIUM", "Moderate": "MEDIUM",
-                "Low": "LOW"}.get(self.severity, "UNSPECIFIED")
+        return {
+            "Critical": "CRITICAL",
+            "Important": "HIGH",
+            "High": "HIGH",
+            "Medium": "MEDIUM",
+            "Moderate": "MEDIUM",
+            "Low": "LOW",
+        }.get(self.severity, "UNSPECIFIED")
 
     @property
     def is_security(self) -> bool:
         return self.classification in ("Security", "SecurityUpdates", "CriticalUpdates")
 
 
-_LINUX_PACKAGES = ["kernel", "openssl", "openssh", "glibc", "curl", "sudo", "systemd", "bash", "python3", "vim",
-                   "libxml2", "krb5-libs", "nss", "tzdata", "expat", "sqlite", "zlib", "git", "rsync", "less"]
-_UBUNTU_PACKAGES = ["linux-image-generic", "openssl", "openssh-server", "libc6", "curl", "sudo", "systemd", "bash",
-                    "python3.10", "vim", "libxml2", "krb5-user", "libnss3", "tzdata", "libexpat1", "sqlite3", "zlib1g",
-                    "git", "rsync", "less"]
+_LINUX_PACKAGES = [
+    "kernel",
+    "openssl",
+    "openssh",
+    "glibc",
+    "curl",
+    "sudo",
+    "systemd",
+    "bash",
+    "python3",
+    "vim",
+    "libxml2",
+    "krb5-libs",
+    "nss",
+    "tzdata",
+    "expat",
+    "sqlite",
+    "zlib",
+    "git",
+    "rsync",
+    "less",
+]
+_UBUNTU_PACKAGES = [
+    "linux-image-generic",
+    "openssl",
+    "openssh-server",
+    "libc6",
+    "curl",
+    "sudo",
+    "systemd",
+    "bash",
+    "python3.10",
+    "vim",
+    "libxml2",
+    "krb5-user",
+    "libnss3",
+    "tzdata",
+    "libexpat1",
+    "sqlite3",
+    "zlib1g",
+    "git",
+    "rsync",
+    "less",
+]
 
 
 def _cves(rng: random.Random, n: int, year_hint: int) -> tuple[str, ...]:

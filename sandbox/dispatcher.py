@@ -25,11 +25,13 @@ SSM_HANDLERS = {**COMMAND_HANDLERS, **INVENTORY_HANDLERS}
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 # What an opted-out / disabled region answers, per protocol (aws_domain §1.11).
-REFUSED = {"json": ("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
-           "rest-json": ("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
-           "ec2": ("AuthFailure", 401, "AWS was not able to validate the provided access credentials"),
-           "query": ("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
-           "rest-xml": ("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.")}
+REFUSED = {
+    "json": ("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
+    "rest-json": ("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
+    "ec2": ("AuthFailure", 401, "AWS was not able to validate the provided access credentials"),
+    "query": ("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
+    "rest-xml": ("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."),
+}
 
 
 def load_securityhub() -> object | None:
@@ -82,8 +84,13 @@ class SandboxApp:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path.startswith("/_sandbox/"):
-            status, payload = admin.handle(self, environ.get("REQUEST_METHOD", "GET"), path, _read_body(environ),
-                                           parse_qs(environ.get("QUERY_STRING", "")))
+            status, payload = admin.handle(
+                self,
+                environ.get("REQUEST_METHOD", "GET"),
+                path,
+                _read_body(environ),
+                parse_qs(environ.get("QUERY_STRING", "")),
+            )
             return _send(start_response, *json_response(payload, "rest-json", status))
         body = _read_body(environ)
         environ["wsgi.input"] = io.BytesIO(body)
@@ -108,8 +115,9 @@ class SandboxApp:
         if region in faults.refuse_regions:
             code, status, message = REFUSED.get(req.protocol, REFUSED["json"])
             raise AwsError(faults.refuse_regions[region] or code, message, status=status)
-        if world.fault_counter.fires(f"throttle:{req.service}.{req.action}",
-                                     faults.throttle_rate(req.service or "", req.action or "")):
+        if world.fault_counter.fires(
+            f"throttle:{req.service}.{req.action}", faults.throttle_rate(req.service or "", req.action or "")
+        ):
             code, status = THROTTLE_ERRORS.get(req.service or "", ("ThrottlingException", 400))
             raise AwsError(code, "Rate exceeded", status=status)
         account = self.account_for(req.access_key)
@@ -157,8 +165,15 @@ def _read_body(environ: dict) -> bytes:
 
 
 def _send(start_response: Callable, status: int, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
-    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-              429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "Error")
     start_response(f"{status} {reason}", headers + [("Content-Length", str(len(body)))])
     return [body]
-

@@ -23,11 +23,21 @@ def seed_ec2(rd: RegionData) -> None:
 
     # Speed, not behaviour: moto loads ~1,300 default AMIs into every new account-region backend and filters them
     # on each launch (~2 s per account-region); `large` has 2,000 account-regions. Ids are pinned to the fleet's.
-    with _LOCK, mock.patch.object(settings, "ec2_load_default_amis", return_value=False), mock.patch.object(
-            moto_instances, "random_instance_id", side_effect=[n.instance_id for n in nodes]):
+    with (
+        _LOCK,
+        mock.patch.object(settings, "ec2_load_default_amis", return_value=False),
+        mock.patch.object(moto_instances, "random_instance_id", side_effect=[n.instance_id for n in nodes]),
+    ):
         backend = ec2_backends[rd.account_id][rd.region]
-        reservation = backend.run_instances(_AMI["Linux"], len(nodes), None, [], instance_type="t3.medium",
-                                            is_instance_type_default=True, region_name=rd.region)
+        reservation = backend.run_instances(
+            _AMI["Linux"],
+            len(nodes),
+            None,
+            [],
+            instance_type="t3.medium",
+            is_instance_type_default=True,
+            region_name=rd.region,
+        )
     for instance, node in zip(reservation.instances, nodes, strict=True):
         instance.instance_type = "t3.medium"
         instance.image_id = _AMI[node.platform.platform_type]

@@ -61,8 +61,9 @@ class Faults:
         if not isinstance(throttle, dict):
             raise FaultConfigError("faults.throttle must map 'service.Action' (or 'service.*', '*') to a rate")
         accounts = data.get("accounts_without_role") or []
-        if not isinstance(accounts, list) or not all(isinstance(a, str) and a.isdigit() and len(a) == 12
-                                                     for a in accounts):
+        if not isinstance(accounts, list) or not all(
+            isinstance(a, str) and a.isdigit() and len(a) == 12 for a in accounts
+        ):
             raise FaultConfigError("faults.accounts_without_role must be a list of 12-digit account id strings")
         regions = data.get("refuse_regions") or {}
         if isinstance(regions, list):
@@ -81,9 +82,13 @@ class Faults:
         )
 
     def to_dict(self) -> dict:
-        return {"throttle": dict(self.throttle), "accounts_without_role": sorted(self.accounts_without_role),
-                "refuse_regions": dict(self.refuse_regions), "invocation_failure_rate": self.invocation_failure_rate,
-                "slow_commands": self.slow_commands}
+        return {
+            "throttle": dict(self.throttle),
+            "accounts_without_role": sorted(self.accounts_without_role),
+            "refuse_regions": dict(self.refuse_regions),
+            "invocation_failure_rate": self.invocation_failure_rate,
+            "slow_commands": self.slow_commands,
+        }
 
     def throttle_rate(self, service: str, action: str) -> float:
         for key in (f"{service}.{action}", f"{service}.*", "*"):

@@ -115,8 +115,12 @@ def _ou_tree(profile: Profile) -> list[tuple[str, str | None, str]]:
         ("Sandbox", None, "sandbox"),
     ]
     if profile.nested_ous:
-        tree += [("Payments", "Prod", "prod"), ("Analytics", "Prod", "prod"), ("Dev", "NonProd", "dev"),
-                 ("Test", "NonProd", "test")]
+        tree += [
+            ("Payments", "Prod", "prod"),
+            ("Analytics", "Prod", "prod"),
+            ("Dev", "NonProd", "dev"),
+            ("Test", "NonProd", "test"),
+        ]
     return tree
 
 
@@ -145,8 +149,18 @@ def generate_fleet(profile_name: str = "small", seed: int = 7, created_at: float
     # Accounts go to leaf OUs (and Infrastructure/Sandbox); Workloads itself holds none, like most landing zones.
     leaf_ous = [o for o in ous if not any(c.parent_id == o.id for c in ous)]
     used: set[str] = {MANAGEMENT_ACCOUNT_ID}
-    accounts = [Account(MANAGEMENT_ACCOUNT_ID, "management", root_id, "ACTIVE", True, "master@example.com",
-                        created_at - 900 * 86400, "infra")]
+    accounts = [
+        Account(
+            MANAGEMENT_ACCOUNT_ID,
+            "management",
+            root_id,
+            "ACTIVE",
+            True,
+            "master@example.com",
+            created_at - 900 * 86400,
+            "infra",
+        )
+    ]
 
     def new_id() -> str:
         while True:
@@ -173,9 +187,16 @@ def generate_fleet(profile_name: str = "small", seed: int = 7, created_at: float
         name = f"{ou.name.lower()}-{counters[ou.name]:02d}"
         suspended = i == members - 1 or (members > 20 and rng.random() < 0.02)
         no_role = i == members - 2 or (members > 20 and rng.random() < 0.02)
-        accounts.append(Account(
-            id=new_id(), name=name, ou_id=ou.id, state="SUSPENDED" if suspended else "ACTIVE",
-            has_role=not no_role, email=f"aws+{name}@example.com",
-            joined=created_at - rng.randrange(30, 800) * 86400, environment=env_of[ou.id],
-        ))
+        accounts.append(
+            Account(
+                id=new_id(),
+                name=name,
+                ou_id=ou.id,
+                state="SUSPENDED" if suspended else "ACTIVE",
+                has_role=not no_role,
+                email=f"aws+{name}@example.com",
+                joined=created_at - rng.randrange(30, 800) * 86400,
+                environment=env_of[ou.id],
+            )
+        )
     return Fleet(seed=seed, profile=profile, org_id=org_id, root_id=root_id, ous=ous, accounts=accounts)

@@ -72,18 +72,30 @@ def _weighted(rng: random.Random, weights: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([k for k, _ in weights], weights=[w for _, w in weights])[0]
 
 
-def _draw_states(rng: random.Random, platform: Platform, catalog: list[Patch], now: float, healthy: bool) -> tuple[
-        list[str], list[float]]:
+def _draw_states(
+    rng: random.Random, platform: Platform, catalog: list[Patch], now: float, healthy: bool
+) -> tuple[list[str], list[float]]:
     states: list[str] = []
     installed: list[float] = []
     for patch in catalog:
         r = rng.random()
         if platform.platform_type == "Windows":
-            table = (("Installed", 0.55), ("NotApplicable", 0.2), ("InstalledOther", 0.08), ("Missing", 0.13),
-                     ("Failed", 0.02), ("AvailableSecurityUpdate", 0.02))
+            table = (
+                ("Installed", 0.55),
+                ("NotApplicable", 0.2),
+                ("InstalledOther", 0.08),
+                ("Missing", 0.13),
+                ("Failed", 0.02),
+                ("AvailableSecurityUpdate", 0.02),
+            )
         else:
-            table = (("Installed", 0.55), ("InstalledOther", 0.25), ("Missing", 0.16), ("Failed", 0.02),
-                     ("InstalledRejected", 0.02))
+            table = (
+                ("Installed", 0.55),
+                ("InstalledOther", 0.25),
+                ("Missing", 0.16),
+                ("Failed", 0.02),
+                ("InstalledRejected", 0.02),
+            )
         acc = 0.0
         state = table[0][0]
         for name, p in table:
@@ -94,25 +106,34 @@ def _draw_states(rng: random.Random, platform: Platform, catalog: list[Patch], n
         if healthy and state in NON_COMPLIANT_STATES:
             state = "Installed"
         states.append(state)
-        installed.append(min(now - DAY, patch.released + rng.randrange(1, 20) * DAY)
-                         if state.startswith("Installed") else 0.0)
+        installed.append(
+            min(now - DAY, patch.released + rng.randrange(1, 20) * DAY) if state.startswith("Installed") else 0.0
+        )
     return states, installed
 
 
 def _baselines(rng: random.Random, account: Account, region: str) -> dict[str, dict]:
     out = {}
     for key, plat in PLATFORMS.items():
-        os_name = {"al2023": "AMAZON_LINUX_2023", "ubuntu2204": "UBUNTU", "rhel9": "REDHAT_ENTERPRISE_LINUX",
-                   "win2022": "WINDOWS"}[key]
-        out[key] = {"BaselineId": "pb-" + _hex(rng, 17), "BaselineName": f"org-{key}-baseline",
-                    "OperatingSystem": os_name,
-                    "BaselineDescription": f"Organisation baseline for {plat.platform_name}",
-                    "DefaultBaseline": True}
+        os_name = {
+            "al2023": "AMAZON_LINUX_2023",
+            "ubuntu2204": "UBUNTU",
+            "rhel9": "REDHAT_ENTERPRISE_LINUX",
+            "win2022": "WINDOWS",
+        }[key]
+        out[key] = {
+            "BaselineId": "pb-" + _hex(rng, 17),
+            "BaselineName": f"org-{key}-baseline",
+            "OperatingSystem": os_name,
+            "BaselineDescription": f"Organisation baseline for {plat.platform_name}",
+            "DefaultBaseline": True,
+        }
     return out
 
 
-def generate_region(fleet: Fleet, account: Account, region: str, now: float, catalogs: dict[str, list[Patch]]
-                    ) -> RegionData:
+def generate_region(
+    fleet: Fleet, account: Account, region: str, now: float, catalogs: dict[str, list[Patch]]
+) -> RegionData:
     rng = random.Random(f"region:{fleet.seed}:{account.id}:{region}")
     baselines = _baselines(rng, account, region)
     avg = fleet.nodes_per_account_region()
@@ -136,15 +157,25 @@ def generate_region(fleet: Fleet, account: Account, region: str, now: float, cat
         truth, truth_installed = _draw_states(rng, plat, catalogs[pkey], now, healthy)
         ip = f"10.{rng.randrange(0, 255)}.{rng.randrange(0, 255)}.{rng.randrange(1, 254)}"
         node = Node(
-            instance_id=instance_id, name=tags["Name"], platform=plat,
-            resource_type="ManagedInstance" if hybrid else "EC2Instance", has_agent=has_agent, ec2_state=ec2_state,
-            ping_status=ping, tags=tags, patch_group=patch_group, baseline_id=baselines[pkey]["BaselineId"],
+            instance_id=instance_id,
+            name=tags["Name"],
+            platform=plat,
+            resource_type="ManagedInstance" if hybrid else "EC2Instance",
+            has_agent=has_agent,
+            ec2_state=ec2_state,
+            ping_status=ping,
+            tags=tags,
+            patch_group=patch_group,
+            baseline_id=baselines[pkey]["BaselineId"],
             agent_version=rng.choice(["3.3.1142.0", "3.3.987.0", "3.2.2303.0"]),
-            ip=ip, computer_name=f"ip-{ip.replace('.', '-')}.{region}.compute.internal" if not hybrid
+            ip=ip,
+            computer_name=f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
+            if not hybrid
             else f"onprem-{i:03d}.corp.example.com",
             registered_at=now - rng.randrange(40, 600) * DAY,
             last_ping=now - (rng.randrange(2, 30) * DAY if ping == "ConnectionLost" else rng.randrange(10, 300)),
-            truth=truth, truth_installed=truth_installed,
+            truth=truth,
+            truth_installed=truth_installed,
             activation_id=str(uuid.UUID(int=rng.getrandbits(128))) if hybrid else None,
         )
         if has_agent:
@@ -163,15 +194,24 @@ def _seed_history(rng: random.Random, node: Node, now: float) -> None:
     node.reported = list(node.truth)
     node.reported_installed = list(node.truth_installed)
     exec_id = str(uuid.UUID(int=rng.getrandbits(128)))
-    node.patch_state = {"Operation": "Scan", "OperationStartTime": end - rng.randrange(40, 400),
-                        "OperationEndTime": end, "SnapshotId": str(uuid.UUID(int=rng.getrandbits(128)))}
+    node.patch_state = {
+        "Operation": "Scan",
+        "OperationStartTime": end - rng.randrange(40, 400),
+        "OperationEndTime": end,
+        "SnapshotId": str(uuid.UUID(int=rng.getrandbits(128))),
+    }
     node.patch_exec = {"ExecutionTime": end, "ExecutionId": exec_id, "ExecutionType": "Command"}
     if node.resource_type == "EC2Instance":  # AWS-RunPatchBaselineAssociation is EC2-only (aws_domain §1.1)
         assoc_id = str(uuid.UUID(int=rng.getrandbits(128)))
         node.association = {
-            "Id": assoc_id, "Title": "AWS-QuickSetup-PatchPolicy-scan", "Status": "COMPLIANT",
+            "Id": assoc_id,
+            "Title": "AWS-QuickSetup-PatchPolicy-scan",
+            "Status": "COMPLIANT",
             "Severity": "UNSPECIFIED",
             "ExecutionSummary": {"ExecutionTime": end, "ExecutionId": exec_id, "ExecutionType": "Command"},
-            "Details": {"DocumentName": "AWS-RunPatchBaselineAssociation", "PatchBaselineId": node.baseline_id,
-                        "DocumentVersion": "1"},
+            "Details": {
+                "DocumentName": "AWS-RunPatchBaselineAssociation",
+                "PatchBaselineId": node.baseline_id,
+                "DocumentVersion": "1",
+            },
         }

@@ -40,24 +40,40 @@ class Organizations:
 
     def account_shape(self, a: Account) -> dict:
         path = "/".join([self.fleet.org_id, *self._parents_chain(a.ou_id), a.id]) + "/"
-        return {"Id": a.id, "Arn": f"{self.org_arn_prefix}:account/{self.fleet.org_id}/{a.id}", "Email": a.email,
-                "Name": a.name, "Status": a.state, "State": a.state, "Paths": [path],
-                "JoinedMethod": "CREATED" if a.id != self.fleet.management_account_id else "INVITED",
-                "JoinedTimestamp": a.joined}
+        return {
+            "Id": a.id,
+            "Arn": f"{self.org_arn_prefix}:account/{self.fleet.org_id}/{a.id}",
+            "Email": a.email,
+            "Name": a.name,
+            "Status": a.state,
+            "State": a.state,
+            "Paths": [path],
+            "JoinedMethod": "CREATED" if a.id != self.fleet.management_account_id else "INVITED",
+            "JoinedTimestamp": a.joined,
+        }
 
     def ou_shape(self, ou: Ou) -> dict:
-        return {"Id": ou.id, "Arn": f"{self.org_arn_prefix}:ou/{self.fleet.org_id}/{ou.id}", "Name": ou.name,
-                "Path": "/".join([self.fleet.org_id, *self._parents_chain(ou.parent_id), ou.id]) + "/"}
+        return {
+            "Id": ou.id,
+            "Arn": f"{self.org_arn_prefix}:ou/{self.fleet.org_id}/{ou.id}",
+            "Name": ou.name,
+            "Path": "/".join([self.fleet.org_id, *self._parents_chain(ou.parent_id), ou.id]) + "/",
+        }
 
     def root_shape(self) -> dict:
-        return {"Id": self.fleet.root_id, "Arn": f"{self.org_arn_prefix}:root/{self.fleet.org_id}/{self.fleet.root_id}",
-                "Name": "Root", "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}]}
+        return {
+            "Id": self.fleet.root_id,
+            "Arn": f"{self.org_arn_prefix}:root/{self.fleet.org_id}/{self.fleet.root_id}",
+            "Name": "Root",
+            "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+        }
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _require_parent(self, parent_id: str) -> None:
         if parent_id != self.fleet.root_id and self.fleet.ou(parent_id) is None:
-            raise AwsError("ParentNotFoundException", "We can't find a root or OU with the ParentId that you "
-                           "specified.")
+            raise AwsError(
+                "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified."
+            )
 
     def _page(self, action: str, items: list[dict], body: dict, key: str, scope: str) -> dict:
         token = body.get("NextToken")
@@ -68,7 +84,7 @@ class Organizations:
         # An empty page with a NextToken, never twice in a row, never on the last page.
         if remaining > 0 and not state.get("e") and self.empty_pages.fires(action, EMPTY_PAGE_RATE):
             return {key: [], "NextToken": encode_token(start, scope, e=1)}
-        chunk = items[start:start + size]
+        chunk = items[start : start + size]
         end = start + len(chunk)
         out: dict = {key: chunk}
         if end < len(items):
@@ -86,11 +102,17 @@ class Organizations:
         return handler(body)
 
     def _handlers(self) -> dict[str, Callable[[dict], dict]]:
-        return {"ListRoots": self.list_roots, "ListOrganizationalUnitsForParent": self.list_ous_for_parent,
-                "ListAccountsForParent": self.list_accounts_for_parent, "ListAccounts": self.list_accounts,
-                "ListChildren": self.list_children, "DescribeAccount": self.describe_account,
-                "DescribeOrganization": self.describe_organization, "ListParents": self.list_parents,
-                "DescribeOrganizationalUnit": self.describe_ou}
+        return {
+            "ListRoots": self.list_roots,
+            "ListOrganizationalUnitsForParent": self.list_ous_for_parent,
+            "ListAccountsForParent": self.list_accounts_for_parent,
+            "ListAccounts": self.list_accounts,
+            "ListChildren": self.list_children,
+            "DescribeAccount": self.describe_account,
+            "DescribeOrganization": self.describe_organization,
+            "ListParents": self.list_parents,
+            "DescribeOrganizationalUnit": self.describe_ou,
+        }
 
     def list_roots(self, body: dict) -> dict:
         return self._page("ListRoots", [self.root_shape()], body, "Roots", "roots")
@@ -98,8 +120,9 @@ class Organizations:
     def list_ous_for_parent(self, body: dict) -> dict:
         self._require_parent(body["ParentId"])
         items = [self.ou_shape(o) for o in self.fleet.ous if o.parent_id == body["ParentId"]]
-        return self._page("ListOrganizationalUnitsForParent", items, body, "OrganizationalUnits",
-                          f"ous:{body['ParentId']}")
+        return self._page(
+            "ListOrganizationalUnitsForParent", items, body, "OrganizationalUnits", f"ous:{body['ParentId']}"
+        )
 
     def list_accounts_for_parent(self, body: dict) -> dict:
         self._require_parent(body["ParentId"])
@@ -108,47 +131,60 @@ class Organizations:
         return self._page("ListAccountsForParent", items, body, "Accounts", f"accounts:{body['ParentId']}")
 
     def list_accounts(self, body: dict) -> dict:
-        return self._page("ListAccounts", [self.account_shape(a) for a in self.fleet.accounts], body, "Accounts",
-                          "accounts")
+        return self._page(
+            "ListAccounts", [self.account_shape(a) for a in self.fleet.accounts], body, "Accounts", "accounts"
+        )
 
     def list_children(self, body: dict) -> dict:
         self._require_parent(body["ParentId"])
         if body["ChildType"] == "ACCOUNT":
             items = [{"Id": a.id, "Type": "ACCOUNT"} for a in self.fleet.accounts if a.ou_id == body["ParentId"]]
         else:
-            items = [{"Id": o.id, "Type": "ORGANIZATIONAL_UNIT"} for o in self.fleet.ous
-                     if o.parent_id == body["ParentId"]]
+            items = [
+                {"Id": o.id, "Type": "ORGANIZATIONAL_UNIT"} for o in self.fleet.ous if o.parent_id == body["ParentId"]
+            ]
         return self._page("ListChildren", items, body, "Children", f"children:{body['ParentId']}:{body['ChildType']}")
 
     def describe_account(self, body: dict) -> dict:
         account = self.fleet.account(body["AccountId"])
         if account is None:
-            raise AwsError("AccountNotFoundException", "We can't find an AWS account with the AccountId that you "
-                           "specified.")
+            raise AwsError(
+                "AccountNotFoundException", "We can't find an AWS account with the AccountId that you specified."
+            )
         return {"Account": self.account_shape(account)}
 
     def describe_ou(self, body: dict) -> dict:
         ou = self.fleet.ou(body["OrganizationalUnitId"])
         if ou is None:
-            raise AwsError("OrganizationalUnitNotFoundException", "We can't find an OU with the "
-                           "OrganizationalUnitId that you specified.")
+            raise AwsError(
+                "OrganizationalUnitNotFoundException",
+                "We can't find an OU with the OrganizationalUnitId that you specified.",
+            )
         return {"OrganizationalUnit": self.ou_shape(ou)}
 
     def describe_organization(self, body: dict) -> dict:
         m = self.fleet.management_account_id
-        return {"Organization": {
-            "Id": self.fleet.org_id, "Arn": f"{self.org_arn_prefix}:organization/{self.fleet.org_id}",
-            "FeatureSet": "ALL", "MasterAccountArn": f"{self.org_arn_prefix}:account/{self.fleet.org_id}/{m}",
-            "MasterAccountId": m, "MasterAccountEmail": "master@example.com",
-            "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}]}}
+        return {
+            "Organization": {
+                "Id": self.fleet.org_id,
+                "Arn": f"{self.org_arn_prefix}:organization/{self.fleet.org_id}",
+                "FeatureSet": "ALL",
+                "MasterAccountArn": f"{self.org_arn_prefix}:account/{self.fleet.org_id}/{m}",
+                "MasterAccountId": m,
+                "MasterAccountEmail": "master@example.com",
+                "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+            }
+        }
 
     def list_parents(self, body: dict) -> dict:
         child = body["ChildId"]
         account = self.fleet.account(child)
         ou = self.fleet.ou(child)
         if account is None and ou is None:
-            raise AwsError("ChildNotFoundException", "We can't find an organizational unit (OU) or AWS account with "
-                           "the ChildId that you specified.")
+            raise AwsError(
+                "ChildNotFoundException",
+                "We can't find an organizational unit (OU) or AWS account with the ChildId that you specified.",
+            )
         parent = account.ou_id if account else ou.parent_id  # type: ignore[union-attr]
         kind = "ROOT" if parent == self.fleet.root_id else "ORGANIZATIONAL_UNIT"
         return self._page("ListParents", [{"Id": parent, "Type": kind}], body, "Parents", f"parents:{child}")

@@ -38,6 +38,6 @@ def decode_token(token: str | None, scope: str, code: str = "InvalidNextToken") 
 def page(items: Sequence[T], max_results: int, token: str | None, scope: str) -> tuple[list[T], str | None]:
     """Slice `items` for one page; the next token is None on the last page."""
     start = decode_token(token, scope)["o"]
-    chunk = list(items[start:start + max_results])
+    chunk = list(items[start : start + max_results])
     end = start + len(chunk)
     return chunk, (encode_token(end, scope) if end < len(items) else None)

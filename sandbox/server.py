@@ -20,8 +20,9 @@ from sandbox.world import World
 _ACTIVE = threading.Lock()
 
 
-def build_app(profile: str = "small", seed: int = 7, time_scale: float = 60.0,
-              faults: Faults | dict | str | Path | None = None) -> SandboxApp:
+def build_app(
+    profile: str = "small", seed: int = 7, time_scale: float = 60.0, faults: Faults | dict | str | Path | None = None
+) -> SandboxApp:
     from moto.moto_api._internal.models import moto_api_backend
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -41,8 +42,7 @@ def build_app(profile: str = "small", seed: int = 7, time_scale: float = 60.0,
 class SandboxServer:
     """A sandbox on host:port (port 0 = a free one). `start()` serves from a thread, `serve_forever()` blocks."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 5055, log_requests: bool = False, **kwargs: object
-                 ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 5055, log_requests: bool = False, **kwargs: object) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
 
         class QuietHandler(MotoRequestHandler):
@@ -54,8 +54,7 @@ class SandboxServer:
             raise RuntimeError("a sandbox is already running in this process (moto state is process-global)")
         try:
             self.app = build_app(**kwargs)  # type: ignore[arg-type]
-            self.httpd: BaseWSGIServer = make_server(host, port, self.app, threaded=True,
-                                                     request_handler=QuietHandler)
+            self.httpd: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         except BaseException:
             _ACTIVE.release()
             raise

@@ -41,19 +41,22 @@ def _doc(name: str) -> DocSpec:
 def _check_parameters(spec: DocSpec, params: dict[str, list[str]]) -> None:
     for key in params:
         if key not in spec.params:
-            raise AwsError("InvalidParameters", f"Parameter \"{key}\" is not allowed for document {spec.name}; "
-                           f"allowed: {', '.join(spec.params)}")
+            raise AwsError(
+                "InvalidParameters",
+                f'Parameter "{key}" is not allowed for document {spec.name}; allowed: {", ".join(spec.params)}',
+            )
     for key, (required, allowed) in spec.params.items():
         values = params.get(key)
         if values is None:
             if required:
-                raise AwsError("InvalidParameters", f"Parameter \"{key}\" is required for document {spec.name}")
+                raise AwsError("InvalidParameters", f'Parameter "{key}" is required for document {spec.name}')
             continue
         if key != "commands" and len(values) != 1:
-            raise AwsError("InvalidParameters", f"Parameter \"{key}\" takes exactly one value, got {len(values)}")
+            raise AwsError("InvalidParameters", f'Parameter "{key}" takes exactly one value, got {len(values)}')
         if allowed and values[0] not in allowed:
-            raise AwsError("InvalidParameters", f"Parameter \"{key}\" has value \"{values[0]}\" not found in "
-                           f"[{', '.join(allowed)}]")
+            raise AwsError(
+                "InvalidParameters", f'Parameter "{key}" has value "{values[0]}" not found in [{", ".join(allowed)}]'
+            )
 
 
 def _match_targets(rd: RegionData, targets: list[dict]) -> list[Node]:
@@ -71,8 +74,10 @@ def _match_targets(rd: RegionData, targets: list[dict]) -> list[Node]:
                 continue
             nodes = [n for n in nodes if n.instance_id in values]
         else:
-            raise AwsError("ValidationException", f"Targets Key \"{key}\" is not supported by the sandbox; use "
-                           "tag:<key>, tag-key or InstanceIds")
+            raise AwsError(
+                "ValidationException",
+                f'Targets Key "{key}" is not supported by the sandbox; use tag:<key>, tag-key or InstanceIds',
+            )
     return nodes
 
 
@@ -93,27 +98,54 @@ def send_command(world: World, rd: RegionData, body: dict) -> dict:
         for iid in ids:
             node = rd.nodes.get(iid)
             if node is None or not node.managed:
-                raise AwsError("InvalidInstanceId", f"Instances [[{iid}]] not in a valid state for account "
-                               f"{rd.account_id}")
+                raise AwsError(
+                    "InvalidInstanceId", f"Instances [[{iid}]] not in a valid state for account {rd.account_id}"
+                )
             nodes.append(node)
     else:
         nodes = _match_targets(rd, targets)
     now = world.clock.now()
     cmd = Command(
-        command_id=world.new_command_id(rd.account_id, rd.region), account_id=rd.account_id, region=rd.region,
-        doc=spec, document_version=version, parameters=params, instance_ids=list(ids), targets=targets,
-        comment=body.get("Comment", ""), requested_at=now, timeout_seconds=int(body.get("TimeoutSeconds", 3600)),
-        max_concurrency=body.get("MaxConcurrency") or "50", max_errors=body.get("MaxErrors") or "0",
-        extra={k: body[k] for k in ("OutputS3BucketName", "OutputS3KeyPrefix", "OutputS3Region", "ServiceRoleArn",
-                                    "NotificationConfig", "CloudWatchOutputConfig") if k in body},
+        command_id=world.new_command_id(rd.account_id, rd.region),
+        account_id=rd.account_id,
+        region=rd.region,
+        doc=spec,
+        document_version=version,
+        parameters=params,
+        instance_ids=list(ids),
+        targets=targets,
+        comment=body.get("Comment", ""),
+        requested_at=now,
+        timeout_seconds=int(body.get("TimeoutSeconds", 3600)),
+        max_concurrency=body.get("MaxConcurrency") or "50",
+        max_errors=body.get("MaxErrors") or "0",
+        extra={
+            k: body[k]
+            for k in (
+                "OutputS3BucketName",
+                "OutputS3KeyPrefix",
+                "OutputS3Region",
+                "ServiceRoleArn",
+                "NotificationConfig",
+                "CloudWatchOutputConfig",
+            )
+            if k in body
+        },
     )
     faults = world.faults
     for node in nodes:
-        fail = world.fault_counter.fires(f"invocation:{rd.account_id}:{rd.region}",
-                                         faults.invocation_failure_rate)
+        fail = world.fault_counter.fires(f"invocation:{rd.account_id}:{rd.region}", faults.invocation_failure_rate)
         outcome, code = plan_outcome(cmd, node, world.seed, fail)
-        cmd.invocations.append(Invocation(node.instance_id, node.computer_name, node.platform.platform_type,
-                                          spec.plugin_for(node.platform.platform_type), outcome, code))
+        cmd.invocations.append(
+            Invocation(
+                node.instance_id,
+                node.computer_name,
+                node.platform.platform_type,
+                spec.plugin_for(node.platform.platform_type),
+                outcome,
+                code,
+            )
+        )
     schedule(cmd, world.seed, faults.slow_commands)
     world.region_commands(rd.account_id, rd.region)[cmd.command_id] = cmd
     return {"Command": command_shape(cmd, now)}
@@ -123,21 +155,28 @@ def command_shape(cmd: Command, now: float) -> dict:
     status = command_status(cmd, now)
     extra = cmd.extra
     shape = {
-        "CommandId": cmd.command_id, "DocumentName": cmd.doc.name, "DocumentVersion": cmd.document_version,
+        "CommandId": cmd.command_id,
+        "DocumentName": cmd.doc.name,
+        "DocumentVersion": cmd.document_version,
         "Comment": cmd.comment,
         "ExpiresAfter": cmd.requested_at + cmd.timeout_seconds + cmd.doc.execution_timeout,
         "Parameters": cmd.parameters,
         # With Targets the node list is only known from ListCommandInvocations (aws_domain §1.1).
-        "InstanceIds": list(cmd.instance_ids), "Targets": cmd.targets, "RequestedDateTime": cmd.requested_at,
+        "InstanceIds": list(cmd.instance_ids),
+        "Targets": cmd.targets,
+        "RequestedDateTime": cmd.requested_at,
         "OutputS3Region": extra.get("OutputS3Region", cmd.region),
         "OutputS3BucketName": extra.get("OutputS3BucketName", ""),
         "OutputS3KeyPrefix": extra.get("OutputS3KeyPrefix", ""),
-        "MaxConcurrency": cmd.max_concurrency, "MaxErrors": cmd.max_errors,
+        "MaxConcurrency": cmd.max_concurrency,
+        "MaxErrors": cmd.max_errors,
         "ServiceRole": extra.get("ServiceRoleArn", ""),
-        "NotificationConfig": extra.get("NotificationConfig",
-                                        {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""}),
-        "CloudWatchOutputConfig": extra.get("CloudWatchOutputConfig",
-                                            {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False}),
+        "NotificationConfig": extra.get(
+            "NotificationConfig", {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""}
+        ),
+        "CloudWatchOutputConfig": extra.get(
+            "CloudWatchOutputConfig", {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False}
+        ),
         "TimeoutSeconds": cmd.timeout_seconds,
     }
     shape.update(status)
@@ -148,8 +187,9 @@ def _parse_time(value: str) -> float:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
-        raise AwsError("ValidationException", f"Filter value '{value}' is not an ISO-8601 timestamp such as "
-                       "2024-07-07T00:00:00Z") from exc
+        raise AwsError(
+            "ValidationException", f"Filter value '{value}' is not an ISO-8601 timestamp such as 2024-07-07T00:00:00Z"
+        ) from exc
 
 
 def _status_matches(value: str, status: str, details: str) -> bool:
@@ -174,8 +214,9 @@ def _command_filter(filters: list[dict], allow_stage: bool) -> Callable[[float, 
                 return False
             if key == "Status" and not _status_matches(str(value), status, details):
                 return False
-            if key == "ExecutionStage" and (details in TERMINAL or details in ("Incomplete", "No Instances In Tag")
-                                            ) != (value == "Complete"):
+            if key == "ExecutionStage" and (
+                details in TERMINAL or details in ("Incomplete", "No Instances In Tag")
+            ) != (value == "Complete"):
                 return False
         return True
 
@@ -203,8 +244,12 @@ def list_commands(world: World, rd: RegionData, body: dict) -> dict:
         cmds = [c for c in cmds if iid in c.instance_ids or any(i.instance_id == iid for i in c.invocations)]
     shapes = [command_shape(c, now) for c in cmds]
     shapes = [s for s in shapes if ok(s["RequestedDateTime"], s["DocumentName"], s["Status"], s["StatusDetails"])]
-    items, token = page(shapes, body.get("MaxResults") or 50, body.get("NextToken"),
-                        f"ListCommands:{rd.account_id}:{rd.region}:{body.get('CommandId')}:{body.get('InstanceId')}")
+    items, token = page(
+        shapes,
+        body.get("MaxResults") or 50,
+        body.get("NextToken"),
+        f"ListCommands:{rd.account_id}:{rd.region}:{body.get('CommandId')}:{body.get('InstanceId')}",
+    )
     return {"Commands": items, **({"NextToken": token} if token else {})}
 
 
@@ -215,8 +260,10 @@ def _output(cmd: Command, inv: Invocation, node: Node | None, details: str) -> s
         return ""
     op = cmd.operation
     group = node.patch_group if node else ""
-    return (f"Patch group: {group}\nOperation type: {op}\nPatch baseline: {node.baseline_id if node else ''}\n"
-            f"Patch operation completed successfully on {inv.instance_id}.\n")
+    return (
+        f"Patch group: {group}\nOperation type: {op}\nPatch baseline: {node.baseline_id if node else ''}\n"
+        f"Patch operation completed successfully on {inv.instance_id}.\n"
+    )
 
 
 def invocation_shape(world: World, rd: RegionData, cmd: Command, inv: Invocation, now: float, details: bool) -> dict:
@@ -224,20 +271,40 @@ def invocation_shape(world: World, rd: RegionData, cmd: Command, inv: Invocation
     status = DETAIL_STATUS[detail]
     node = rd.nodes.get(inv.instance_id)
     shape = {
-        "CommandId": cmd.command_id, "InstanceId": inv.instance_id, "InstanceName": inv.instance_name,
-        "Comment": cmd.comment, "DocumentName": cmd.doc.name, "DocumentVersion": cmd.document_version,
-        "RequestedDateTime": cmd.requested_at, "Status": status, "StatusDetails": detail, "TraceOutput": "",
-        "StandardOutputUrl": "", "StandardErrorUrl": "", "CommandPlugins": [],
+        "CommandId": cmd.command_id,
+        "InstanceId": inv.instance_id,
+        "InstanceName": inv.instance_name,
+        "Comment": cmd.comment,
+        "DocumentName": cmd.doc.name,
+        "DocumentVersion": cmd.document_version,
+        "RequestedDateTime": cmd.requested_at,
+        "Status": status,
+        "StatusDetails": detail,
+        "TraceOutput": "",
+        "StandardOutputUrl": "",
+        "StandardErrorUrl": "",
+        "CommandPlugins": [],
         "ServiceRole": cmd.extra.get("ServiceRoleArn", ""),
         "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
         "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
     }
     if details:
-        plugin = {"Name": inv.plugin, "Status": "Failed" if detail in ("Undeliverable", "Invalid Platform")
-                  else status if status != "Delayed" else "Pending", "StatusDetails": detail, "ResponseCode": code,
-                  "Output": _output(cmd, inv, node, detail)[:2500], "StandardOutputUrl": "", "StandardErrorUrl": "",
-                  "OutputS3Region": cmd.region, "OutputS3BucketName": cmd.extra.get("OutputS3BucketName", ""),
-                  "OutputS3KeyPrefix": cmd.extra.get("OutputS3KeyPrefix", "")}
+        plugin = {
+            "Name": inv.plugin,
+            "Status": "Failed"
+            if detail in ("Undeliverable", "Invalid Platform")
+            else status
+            if status != "Delayed"
+            else "Pending",
+            "StatusDetails": detail,
+            "ResponseCode": code,
+            "Output": _output(cmd, inv, node, detail)[:2500],
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "OutputS3Region": cmd.region,
+            "OutputS3BucketName": cmd.extra.get("OutputS3BucketName", ""),
+            "OutputS3KeyPrefix": cmd.extra.get("OutputS3KeyPrefix", ""),
+        }
         if started is not None:
             plugin["ResponseStartDateTime"] = started
         if finished is not None and detail in TERMINAL:
@@ -266,8 +333,12 @@ def list_command_invocations(world: World, rd: RegionData, body: dict) -> dict:
             shape = invocation_shape(world, rd, cmd, inv, now, bool(body.get("Details")))
             if ok(cmd.requested_at, cmd.doc.name, shape["Status"], shape["StatusDetails"]):
                 items.append(shape)
-    chunk, token = page(items, body.get("MaxResults") or 50, body.get("NextToken"),
-                        f"ListCommandInvocations:{rd.account_id}:{rd.region}:{body.get('CommandId')}:{iid}")
+    chunk, token = page(
+        items,
+        body.get("MaxResults") or 50,
+        body.get("NextToken"),
+        f"ListCommandInvocations:{rd.account_id}:{rd.region}:{body.get('CommandId')}:{iid}",
+    )
     return {"CommandInvocations": chunk, **({"NextToken": token} if token else {})}
 
 
@@ -282,22 +353,33 @@ def get_command_invocation(world: World, rd: RegionData, body: dict) -> dict:
         raise AwsError("InvocationDoesNotExist", f"No invocation of {cmd.command_id} on {iid} (yet).")
     plugin = body.get("PluginName")
     if plugin and plugin != inv.plugin:
-        steps = {"PatchLinux", "PatchWindows", "PatchMacOS"} if cmd.doc.name != "AWS-RunShellScript" else {
-            "aws:runShellScript"}
+        steps = (
+            {"PatchLinux", "PatchWindows", "PatchMacOS"}
+            if cmd.doc.name != "AWS-RunShellScript"
+            else {"aws:runShellScript"}
+        )
         if plugin not in steps:  # must be the document's step name, not the action (aws_domain §1.1)
             raise AwsError("InvalidPluginName", f"The plugin name {plugin} is not valid for {cmd.doc.name}.")
         raise AwsError("InvocationDoesNotExist", f"Step {plugin} did not run on {iid}.")
     detail, code, started, finished = inv.state(now)
     node = rd.nodes.get(iid)
     return {
-        "CommandId": cmd.command_id, "InstanceId": iid, "Comment": cmd.comment, "DocumentName": cmd.doc.name,
-        "DocumentVersion": cmd.document_version, "PluginName": plugin or inv.plugin, "ResponseCode": code,
+        "CommandId": cmd.command_id,
+        "InstanceId": iid,
+        "Comment": cmd.comment,
+        "DocumentName": cmd.doc.name,
+        "DocumentVersion": cmd.document_version,
+        "PluginName": plugin or inv.plugin,
+        "ResponseCode": code,
         "ExecutionStartDateTime": iso_ms(started),
         "ExecutionElapsedTime": elapsed(started, finished if detail in TERMINAL else None),
         "ExecutionEndDateTime": iso_ms(finished) if detail in TERMINAL else "",
-        "Status": DETAIL_STATUS[detail], "StatusDetails": detail,
-        "StandardOutputContent": _output(cmd, inv, node, detail)[:24000], "StandardOutputUrl": "",
-        "StandardErrorContent": "", "StandardErrorUrl": "",
+        "Status": DETAIL_STATUS[detail],
+        "StatusDetails": detail,
+        "StandardOutputContent": _output(cmd, inv, node, detail)[:24000],
+        "StandardOutputUrl": "",
+        "StandardErrorContent": "",
+        "StandardErrorUrl": "",
         "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
     }
 
@@ -319,6 +401,9 @@ def cancel_command(world: World, rd: RegionData, body: dict) -> dict:
 
 
 HANDLERS: dict[str, Handler] = {
-    "SendCommand": send_command, "ListCommands": list_commands, "ListCommandInvocations": list_command_invocations,
-    "GetCommandInvocation": get_command_invocation, "CancelCommand": cancel_command,
+    "SendCommand": send_command,
+    "ListCommands": list_commands,
+    "ListCommandInvocations": list_command_invocations,
+    "GetCommandInvocation": get_command_invocation,
+    "CancelCommand": cancel_command,
 }

@@ -33,27 +33,65 @@ class DocSpec:
 
 
 DOCUMENTS: dict[str, DocSpec] = {
-    "AWS-RunPatchBaseline": DocSpec("AWS-RunPatchBaseline", {
-        "Operation": (True, ("Scan", "Install")), "SnapshotId": (False, None), "InstallOverrideList": (False, None),
-        "RebootOption": (False, ("RebootIfNeeded", "NoReboot")), "BaselineOverride": (False, None),
-        "AssociationId": (False, None)}, ("Linux", "Windows"), 7200.0),
-    "AWS-RunPatchBaselineAssociation": DocSpec("AWS-RunPatchBaselineAssociation", {
-        "Operation": (True, ("Scan", "Install")), "AssociationId": (True, None), "BaselineTags": (False, None),
-        "InstallOverrideList": (False, None), "RebootOption": (False, ("RebootIfNeeded", "NoReboot"))},
-        ("Linux", "Windows"), 7200.0, ec2_only=True),
-    "AWS-RunShellScript": DocSpec("AWS-RunShellScript", {
-        "commands": (True, None), "workingDirectory": (False, None), "executionTimeout": (False, None)},
-        ("Linux",), 3600.0),
+    "AWS-RunPatchBaseline": DocSpec(
+        "AWS-RunPatchBaseline",
+        {
+            "Operation": (True, ("Scan", "Install")),
+            "SnapshotId": (False, None),
+            "InstallOverrideList": (False, None),
+            "RebootOption": (False, ("RebootIfNeeded", "NoReboot")),
+            "BaselineOverride": (False, None),
+            "AssociationId": (False, None),
+        },
+        ("Linux", "Windows"),
+        7200.0,
+    ),
+    "AWS-RunPatchBaselineAssociation": DocSpec(
+        "AWS-RunPatchBaselineAssociation",
+        {
+            "Operation": (True, ("Scan", "Install")),
+            "AssociationId": (True, None),
+            "BaselineTags": (False, None),
+            "InstallOverrideList": (False, None),
+            "RebootOption": (False, ("RebootIfNeeded", "NoReboot")),
+        },
+        ("Linux", "Windows"),
+        7200.0,
+        ec2_only=True,
+    ),
+    "AWS-RunShellScript": DocSpec(
+        "AWS-RunShellScript",
+        {"commands": (True, None), "workingDirectory": (False, None), "executionTimeout": (False, None)},
+        ("Linux",),
+        3600.0,
+    ),
 }
 
 # Invocation StatusDetails -> Status (CommandInvocationStatus enum). "Terminated" is reported as Cancelled:
 # "subsequent command invocations were canceled by the system" (botocore doc text).
-DETAIL_STATUS = {"Pending": "Pending", "In Progress": "InProgress", "Delayed": "Delayed", "Success": "Success",
-                 "Failed": "Failed", "Delivery Timed Out": "TimedOut", "Execution Timed Out": "TimedOut",
-                 "Undeliverable": "Failed", "Invalid Platform": "Failed", "Terminated": "Cancelled",
-                 "Cancelled": "Cancelled"}
-TERMINAL = {"Success", "Failed", "Delivery Timed Out", "Execution Timed Out", "Undeliverable", "Invalid Platform",
-            "Terminated", "Cancelled"}
+DETAIL_STATUS = {
+    "Pending": "Pending",
+    "In Progress": "InProgress",
+    "Delayed": "Delayed",
+    "Success": "Success",
+    "Failed": "Failed",
+    "Delivery Timed Out": "TimedOut",
+    "Execution Timed Out": "TimedOut",
+    "Undeliverable": "Failed",
+    "Invalid Platform": "Failed",
+    "Terminated": "Cancelled",
+    "Cancelled": "Cancelled",
+}
+TERMINAL = {
+    "Success",
+    "Failed",
+    "Delivery Timed Out",
+    "Execution Timed Out",
+    "Undeliverable",
+    "Invalid Platform",
+    "Terminated",
+    "Cancelled",
+}
 ERRORS = {"Failed", "Execution Timed Out"}  # count against MaxErrors
 
 
@@ -83,8 +121,11 @@ class Invocation:
         if self.terminated_at is not None:
             if self.cancel_at is not None and self.cancel_at < self.terminated_at and now >= self.cancel_at:
                 return "Cancelled", -1, None, self.cancel_at
-            return ("Terminated", -1, None, self.terminated_at) if now >= self.terminated_at else ("Pending", -1,
-                                                                                                  None, None)
+            return (
+                ("Terminated", -1, None, self.terminated_at)
+                if now >= self.terminated_at
+                else ("Pending", -1, None, None)
+            )
         if self.cancel_at is not None and self.cancel_at < self.end_at and now >= self.cancel_at:
             started = self.start_at if self.start_at is not None and self.start_at <= self.cancel_at else None
             return "Cancelled", -1, started, self.cancel_at
@@ -241,8 +282,12 @@ def command_status(cmd: Command, now: float) -> dict:
     error_count = sum(1 for d in details if d in ERRORS)
     dto = sum(1 for d in details if d == "Delivery Timed Out")
     target_count = len(invs) if (visible or not cmd.targets) else 0
-    out = {"TargetCount": target_count, "CompletedCount": completed, "ErrorCount": error_count,
-           "DeliveryTimedOutCount": dto}
+    out = {
+        "TargetCount": target_count,
+        "CompletedCount": completed,
+        "ErrorCount": error_count,
+        "DeliveryTimedOutCount": dto,
+    }
     if not visible:
         status, detail = "Pending", "Pending"
     elif not invs:

@@ -20,40 +20,73 @@ from sandbox.ssm_shapes import (
 from sandbox.validation import check_max
 from sandbox.world import World
 
-DII_KEYS = {"ActivationIds", "AgentVersion", "AssociationStatus", "IamRole", "InstanceIds", "PingStatus",
-            "PlatformTypes", "PlatformType", "ResourceType", "SourceIds", "SourceTypes"}
-DII_VALUES = {"PingStatus": {"Online", "ConnectionLost", "Inactive"},
-              "PlatformTypes": {"Windows", "Linux", "MacOS"}, "PlatformType": {"Windows", "Linux", "MacOS"},
-              "ResourceType": {"EC2Instance", "ManagedInstance"}, "AssociationStatus": {"Success", "Pending", "Failed"},
-              "SourceTypes": {"AWS::EC2::Instance", "AWS::SSM::ManagedInstance", "AWS::IoT::Thing"}}
-PATCH_STATE_KEYS = {"InstalledCount", "InstalledOtherCount", "InstalledPendingRebootCount", "InstalledRejectedCount",
-                    "MissingCount", "FailedCount", "UnreportedNotApplicableCount", "NotApplicableCount"}
+DII_KEYS = {
+    "ActivationIds",
+    "AgentVersion",
+    "AssociationStatus",
+    "IamRole",
+    "InstanceIds",
+    "PingStatus",
+    "PlatformTypes",
+    "PlatformType",
+    "ResourceType",
+    "SourceIds",
+    "SourceTypes",
+}
+DII_VALUES = {
+    "PingStatus": {"Online", "ConnectionLost", "Inactive"},
+    "PlatformTypes": {"Windows", "Linux", "MacOS"},
+    "PlatformType": {"Windows", "Linux", "MacOS"},
+    "ResourceType": {"EC2Instance", "ManagedInstance"},
+    "AssociationStatus": {"Success", "Pending", "Failed"},
+    "SourceTypes": {"AWS::EC2::Instance", "AWS::SSM::ManagedInstance", "AWS::IoT::Thing"},
+}
+PATCH_STATE_KEYS = {
+    "InstalledCount",
+    "InstalledOtherCount",
+    "InstalledPendingRebootCount",
+    "InstalledRejectedCount",
+    "MissingCount",
+    "FailedCount",
+    "UnreportedNotApplicableCount",
+    "NotApplicableCount",
+}
 PATCH_FILTER_KEYS = {"Classification", "KBId", "Severity", "State"}
 
 
 def _dii_field(info: dict, key: str) -> str | None:
-    return {"ActivationIds": info.get("ActivationId"), "AgentVersion": info.get("AgentVersion"),
-            "AssociationStatus": info.get("AssociationStatus"), "IamRole": info.get("IamRole"),
-            "InstanceIds": info["InstanceId"], "PingStatus": info["PingStatus"],
-            "PlatformTypes": info["PlatformType"], "PlatformType": info["PlatformType"],
-            "ResourceType": info["ResourceType"], "SourceIds": info.get("SourceId"),
-            "SourceTypes": info.get("SourceType")}[key]
+    return {
+        "ActivationIds": info.get("ActivationId"),
+        "AgentVersion": info.get("AgentVersion"),
+        "AssociationStatus": info.get("AssociationStatus"),
+        "IamRole": info.get("IamRole"),
+        "InstanceIds": info["InstanceId"],
+        "PingStatus": info["PingStatus"],
+        "PlatformTypes": info["PlatformType"],
+        "PlatformType": info["PlatformType"],
+        "ResourceType": info["ResourceType"],
+        "SourceIds": info.get("SourceId"),
+        "SourceTypes": info.get("SourceType"),
+    }[key]
 
 
 def describe_instance_information(world: World, rd: RegionData, body: dict) -> dict:
     filters = body.get("Filters") or []
     legacy = body.get("InstanceInformationFilterList") or []
     if filters and legacy:
-        raise AwsError("ValidationException", "InstanceInformationFilterList and Filters can't be used together; "
-                       "use Filters")
+        raise AwsError(
+            "ValidationException", "InstanceInformationFilterList and Filters can't be used together; use Filters"
+        )
     pairs = [(f["Key"], f["Values"]) for f in filters] + [(f["key"], f["valueSet"]) for f in legacy]
     has_tag = any(k.startswith("tag:") or k == "tag-key" for k, _ in pairs)
     if has_tag and any(not (k.startswith("tag:") or k == "tag-key") for k, _ in pairs):
         raise AwsError("InvalidFilterKey", "Tag filters can't be combined with other filter keys (aws_domain §1.6)")
     for key, values in pairs:
         if not (key.startswith("tag:") or key == "tag-key" or key in DII_KEYS):
-            raise AwsError("InvalidFilterKey", f"The filter key {key} is not valid; use one of "
-                           f"{', '.join(sorted(DII_KEYS))}, tag-key or tag:<key>")
+            raise AwsError(
+                "InvalidFilterKey",
+                f"The filter key {key} is not valid; use one of {', '.join(sorted(DII_KEYS))}, tag-key or tag:<key>",
+            )
         allowed = DII_VALUES.get(key)
         bad = [v for v in values if allowed and v not in allowed]
         if bad:
@@ -67,8 +100,12 @@ def describe_instance_information(world: World, rd: RegionData, body: dict) -> d
         info = instance_information(node)
         if all(_dii_match(node, info, k, v) for k, v in pairs):
             out.append(info)
-    items, token = page(out, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"DII:{rd.account_id}:{rd.region}:{sorted(map(str, pairs))}")
+    items, token = page(
+        out,
+        body.get("MaxResults") or 10,
+        body.get("NextToken"),
+        f"DII:{rd.account_id}:{rd.region}:{sorted(map(str, pairs))}",
+    )
     return {"InstanceInformationList": items, **({"NextToken": token} if token else {})}
 
 
@@ -91,22 +128,32 @@ def describe_instance_patch_states(world: World, rd: RegionData, body: dict) -> 
             state = instance_patch_state(node, rd)
             if state:
                 states.append(state)
-    items, token = page(states, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"DIPS:{rd.account_id}:{rd.region}:{','.join(body['InstanceIds'])}")
+    items, token = page(
+        states,
+        body.get("MaxResults") or 10,
+        body.get("NextToken"),
+        f"DIPS:{rd.account_id}:{rd.region}:{','.join(body['InstanceIds'])}",
+    )
     return {"InstancePatchStates": items, **({"NextToken": token} if token else {})}
 
 
 def _compare(actual: float, op: str, value: float) -> bool:
-    return {"Equal": actual == value, "NotEqual": actual != value, "LessThan": actual < value,
-            "GreaterThan": actual > value}[op]
+    return {
+        "Equal": actual == value,
+        "NotEqual": actual != value,
+        "LessThan": actual < value,
+        "GreaterThan": actual > value,
+    }[op]
 
 
 def describe_instance_patch_states_for_patch_group(world: World, rd: RegionData, body: dict) -> dict:
     filters = body.get("Filters") or []
     for f in filters:
         if f["Key"] not in PATCH_STATE_KEYS:
-            raise AwsError("InvalidFilter", f"The filter key {f['Key']} is not valid; use one of "
-                           f"{', '.join(sorted(PATCH_STATE_KEYS))}")
+            raise AwsError(
+                "InvalidFilter",
+                f"The filter key {f['Key']} is not valid; use one of {', '.join(sorted(PATCH_STATE_KEYS))}",
+            )
         if not f["Values"][0].isdigit():
             raise AwsError("InvalidFilter", f"The filter value {f['Values'][0]} for {f['Key']} must be an integer >= 0")
     world.settle(rd)
@@ -117,8 +164,12 @@ def describe_instance_patch_states_for_patch_group(world: World, rd: RegionData,
         state = instance_patch_state(node, rd)
         if state and all(_compare(state[f["Key"]], f["Type"], int(f["Values"][0])) for f in filters):
             states.append(state)
-    items, token = page(states, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"DIPSFPG:{rd.account_id}:{rd.region}:{body['PatchGroup']}:{filters}")
+    items, token = page(
+        states,
+        body.get("MaxResults") or 10,
+        body.get("NextToken"),
+        f"DIPSFPG:{rd.account_id}:{rd.region}:{body['PatchGroup']}:{filters}",
+    )
     return {"InstancePatchStates": items, **({"NextToken": token} if token else {})}
 
 
@@ -130,15 +181,18 @@ def describe_instance_patches(world: World, rd: RegionData, body: dict) -> dict:
     filters = body.get("Filters") or []
     for f in filters:
         if f.get("Key") not in PATCH_FILTER_KEYS:
-            raise AwsError("InvalidFilter", f"The filter key {f.get('Key')} is not valid; use one of "
-                           f"{', '.join(sorted(PATCH_FILTER_KEYS))}")
+            raise AwsError(
+                "InvalidFilter",
+                f"The filter key {f.get('Key')} is not valid; use one of {', '.join(sorted(PATCH_FILTER_KEYS))}",
+            )
     world.settle(rd)
     patches = patch_compliance_data(node, rd)
     for f in filters:
         wanted = {_norm(v) for v in f.get("Values") or []}
         patches = [p for p in patches if _norm(p[f["Key"]]) in wanted]
-    items, token = page(patches, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"DIP:{rd.account_id}:{rd.region}:{iid}:{filters}")
+    items, token = page(
+        patches, body.get("MaxResults") or 10, body.get("NextToken"), f"DIP:{rd.account_id}:{rd.region}:{iid}:{filters}"
+    )
     return {"Patches": items, **({"NextToken": token} if token else {})}
 
 
@@ -150,8 +204,9 @@ def _norm(value: str) -> str:
 def _compliance_filter(filters: list[dict], keys: set[str]) -> Callable[[dict], bool]:
     for f in filters:
         if f.get("Key") not in keys:
-            raise AwsError("InvalidFilter", f"The filter key {f.get('Key')} is not valid; use one of "
-                           f"{', '.join(sorted(keys))}")
+            raise AwsError(
+                "InvalidFilter", f"The filter key {f.get('Key')} is not valid; use one of {', '.join(sorted(keys))}"
+            )
 
     def value_of(item: dict, key: str) -> object:
         if key == "ExecutionTime":
@@ -189,23 +244,35 @@ def list_compliance_items(world: World, rd: RegionData, body: dict) -> dict:
     types = body.get("ResourceTypes") or ["ManagedInstance"]
     if types != ["ManagedInstance"]:
         raise AwsError("InvalidResourceType", "The only supported resource type is ManagedInstance.")
-    ok = _compliance_filter(body.get("Filters") or [], {"ComplianceType", "Status", "Severity", "Id", "Title",
-                                                        "ExecutionTime", "PatchState"})
+    ok = _compliance_filter(
+        body.get("Filters") or [],
+        {"ComplianceType", "Status", "Severity", "Id", "Title", "ExecutionTime", "PatchState"},
+    )
     world.settle(rd)
     node = rd.nodes.get(ids[0])
     items = [i for i in compliance_items(node, rd) if ok(i)] if node is not None and not node.terminated else []
-    chunk, token = page(items, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"LCI:{rd.account_id}:{rd.region}:{ids[0]}:{body.get('Filters')}")
+    chunk, token = page(
+        items,
+        body.get("MaxResults") or 10,
+        body.get("NextToken"),
+        f"LCI:{rd.account_id}:{rd.region}:{ids[0]}:{body.get('Filters')}",
+    )
     return {"ComplianceItems": chunk, **({"NextToken": token} if token else {})}
 
 
 def list_resource_compliance_summaries(world: World, rd: RegionData, body: dict) -> dict:
-    ok = _compliance_filter(body.get("Filters") or [], {"ComplianceType", "Status", "OverallSeverity", "ResourceId",
-                                                        "ResourceType", "ExecutionTime"})
+    ok = _compliance_filter(
+        body.get("Filters") or [],
+        {"ComplianceType", "Status", "OverallSeverity", "ResourceId", "ResourceType", "ExecutionTime"},
+    )
     world.settle(rd)
     out = [s for node in rd.managed_nodes() for s in resource_compliance_summaries(node, rd) if ok(s)]
-    chunk, token = page(out, body.get("MaxResults") or 10, body.get("NextToken"),
-                        f"LRCS:{rd.account_id}:{rd.region}:{body.get('Filters')}")
+    chunk, token = page(
+        out,
+        body.get("MaxResults") or 10,
+        body.get("NextToken"),
+        f"LRCS:{rd.account_id}:{rd.region}:{body.get('Filters')}",
+    )
     return {"ResourceComplianceSummaryItems": chunk, **({"NextToken": token} if token else {})}
 
 
@@ -218,15 +285,23 @@ def list_compliance_summaries(world: World, rd: RegionData, body: dict) -> dict:
         for s in resource_compliance_summaries(node, rd):
             if not ok(s):
                 continue
-            entry = by_type.setdefault(s["ComplianceType"], {
-                "ComplianceType": s["ComplianceType"],
-                "CompliantSummary": {"CompliantCount": 0, "SeveritySummary": dict.fromkeys(keys.values(), 0)},
-                "NonCompliantSummary": {"NonCompliantCount": 0, "SeveritySummary": dict.fromkeys(keys.values(), 0)}})
+            entry = by_type.setdefault(
+                s["ComplianceType"],
+                {
+                    "ComplianceType": s["ComplianceType"],
+                    "CompliantSummary": {"CompliantCount": 0, "SeveritySummary": dict.fromkeys(keys.values(), 0)},
+                    "NonCompliantSummary": {"NonCompliantCount": 0, "SeveritySummary": dict.fromkeys(keys.values(), 0)},
+                },
+            )
             side = "CompliantSummary" if s["Status"] == "COMPLIANT" else "NonCompliantSummary"
             entry[side]["CompliantCount" if side == "CompliantSummary" else "NonCompliantCount"] += 1
             entry[side]["SeveritySummary"][keys[s["OverallSeverity"]]] += 1
-    chunk, token = page(list(by_type.values()), body.get("MaxResults") or 50, body.get("NextToken"),
-                        f"LCS:{rd.account_id}:{rd.region}:{body.get('Filters')}")
+    chunk, token = page(
+        list(by_type.values()),
+        body.get("MaxResults") or 50,
+        body.get("NextToken"),
+        f"LCS:{rd.account_id}:{rd.region}:{body.get('Filters')}",
+    )
     return {"ComplianceSummaryItems": chunk, **({"NextToken": token} if token else {})}
 
 
@@ -241,8 +316,11 @@ def get_patch_baseline_for_patch_group(world: World, rd: RegionData, body: dict)
     # answer for every patch group of that OS (the OperatingSystem default is WINDOWS, as in the API).
     os_name = body.get("OperatingSystem", "WINDOWS")
     baseline = next((b for b in rd.baselines.values() if b["OperatingSystem"] == os_name), None)
-    return {"BaselineId": baseline["BaselineId"] if baseline else "", "PatchGroup": body["PatchGroup"],
-            "OperatingSystem": os_name}
+    return {
+        "BaselineId": baseline["BaselineId"] if baseline else "",
+        "PatchGroup": body["PatchGroup"],
+        "OperatingSystem": os_name,
+    }
 
 
 HANDLERS: dict[str, Handler] = {

@@ -30,8 +30,18 @@ def check_assume_role(fleet: Fleet, faults: Faults, role_arn: str | None, caller
     account = fleet.account(account_id)
     # The member role trusts the management account (the orchestrator), not other members.
     trusted_caller = caller_account in (fleet.management_account_id, account_id)
-    allowed = (account is not None and account.state == "ACTIVE" and account.has_role and trusted_caller
-               and account_id not in faults.accounts_without_role and role_name == fleet.member_role_name)
+    allowed = (
+        account is not None
+        and account.state == "ACTIVE"
+        and account.has_role
+        and trusted_caller
+        and account_id not in faults.accounts_without_role
+        and role_name == fleet.member_role_name
+    )
     if not allowed and not _role_exists_in_moto(account_id, role_name):
-        raise AwsError("AccessDenied", f"User: arn:aws:iam::{caller_account}:user/sandbox is not authorized to "
-                       f"perform: sts:AssumeRole on resource: {role_arn}", status=403)
+        raise AwsError(
+            "AccessDenied",
+            f"User: arn:aws:iam::{caller_account}:user/sandbox is not authorized to "
+            f"perform: sts:AssumeRole on resource: {role_arn}",
+            status=403,
+        )

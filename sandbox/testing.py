@@ -21,8 +21,9 @@ class RunningSandbox:
 
     def _request(self, method: str, path: str, payload: dict | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read())
@@ -55,8 +56,9 @@ class RunningSandbox:
 
 
 @contextmanager
-def running_sandbox(profile: str = "small", seed: int = 7, time_scale: float = 3600.0,
-                    faults: dict | str | None = None) -> Iterator[RunningSandbox]:
+def running_sandbox(
+    profile: str = "small", seed: int = 7, time_scale: float = 3600.0, faults: dict | str | None = None
+) -> Iterator[RunningSandbox]:
     server = SandboxServer("127.0.0.1", 0, profile=profile, seed=seed, time_scale=time_scale, faults=faults).start()
     try:
         sb = RunningSandbox(server.url, {}, server)

@@ -34,8 +34,10 @@ def _check(shapes: dict, shape_name: str, value: object, path: str, errors: list
             return
         for req in shape.get("required", []):
             if value.get(req) is None:
-                errors.append(f"Value null at '{(path + '.' if path else '') + _camel(req)}' failed to satisfy "
-                              "constraint: Member must not be null")
+                errors.append(
+                    f"Value null at '{(path + '.' if path else '') + _camel(req)}' failed to satisfy "
+                    "constraint: Member must not be null"
+                )
         for member, spec in shape.get("members", {}).items():
             if member in value and value[member] is not None:
                 _check(shapes, spec["shape"], value[member], (path + "." if path else "") + _camel(member), errors)
@@ -43,11 +45,15 @@ def _check(shapes: dict, shape_name: str, value: object, path: str, errors: list
         if not isinstance(value, list):
             return
         if "max" in shape and len(value) > shape["max"]:
-            errors.append(f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length less "
-                          f"than or equal to {shape['max']}")
+            errors.append(
+                f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length less "
+                f"than or equal to {shape['max']}"
+            )
         if "min" in shape and len(value) < shape["min"]:
-            errors.append(f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length greater "
-                          f"than or equal to {shape['min']}")
+            errors.append(
+                f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length greater "
+                f"than or equal to {shape['min']}"
+            )
         for i, item in enumerate(value, 1):
             _check(shapes, shape["member"]["shape"], item, f"{path}.{i}.member", errors)
     elif kind == "map":
@@ -58,28 +64,40 @@ def _check(shapes: dict, shape_name: str, value: object, path: str, errors: list
         if not isinstance(value, str):
             return
         if "max" in shape and len(value) > shape["max"]:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length less "
-                          f"than or equal to {shape['max']}")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length less "
+                f"than or equal to {shape['max']}"
+            )
         if "min" in shape and len(value) < shape["min"]:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length greater "
-                          f"than or equal to {shape['min']}")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length greater "
+                f"than or equal to {shape['min']}"
+            )
         if "enum" in shape and value not in shape["enum"]:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value "
-                          f"set: [{', '.join(shape['enum'])}]")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value "
+                f"set: [{', '.join(shape['enum'])}]"
+            )
         pattern = shape.get("pattern")
         regex = _regex(pattern) if pattern else None
         if regex is not None and not regex.search(value):
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy regular "
-                          f"expression pattern: {pattern}")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy regular "
+                f"expression pattern: {pattern}"
+            )
     elif kind in ("integer", "long"):
         if not isinstance(value, int):
             return
         if "max" in shape and value > shape["max"]:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less "
-                          f"than or equal to {shape['max']}")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less "
+                f"than or equal to {shape['max']}"
+            )
         if "min" in shape and value < shape["min"]:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater "
-                          f"than or equal to {shape['min']}")
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater "
+                f"than or equal to {shape['min']}"
+            )
 
 
 def validate_input(service: str, operation: str, params: dict) -> None:
@@ -100,5 +118,8 @@ def validate_input(service: str, operation: str, params: dict) -> None:
 def check_max(value: int | None, limit: int, field_name: str) -> None:
     """A live-service limit tighter than the model (e.g. DescribeInstancePatchStates MaxResults, aws_domain §1.3)."""
     if value is not None and value > limit:
-        raise AwsError("ValidationException", f"1 validation error detected: Value '{value}' at '{field_name}' failed "
-                       f"to satisfy constraint: Member must have value less than or equal to {limit}")
+        raise AwsError(
+            "ValidationException",
+            f"1 validation error detected: Value '{value}' at '{field_name}' failed "
+            f"to satisfy constraint: Member must have value less than or equal to {limit}",
+        )

@@ -17,8 +17,13 @@ Key = tuple[str, str]
 
 
 class World:
-    def __init__(self, fleet: Fleet, clock: EmulatedClock, faults: Faults,
-                 on_region_created: Callable[[RegionData], None] | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        clock: EmulatedClock,
+        faults: Faults,
+        on_region_created: Callable[[RegionData], None] | None = None,
+    ) -> None:
         self.fleet = fleet
         self.clock = clock
         self.faults = faults
@@ -118,8 +123,10 @@ def apply_success(node: Node, cmd: Command, inv: Invocation) -> None:
     if name == "AWS-RunPatchBaselineAssociation":
         # Reports through PutComplianceItems as type Association only, no patch detail (aws_domain §1.1).
         node.association = {
-            "Id": cmd.parameters["AssociationId"][0], "Title": "AWS-RunPatchBaselineAssociation",
-            "Status": "COMPLIANT", "Severity": "UNSPECIFIED",
+            "Id": cmd.parameters["AssociationId"][0],
+            "Title": "AWS-RunPatchBaselineAssociation",
+            "Status": "COMPLIANT",
+            "Severity": "UNSPECIFIED",
             "ExecutionSummary": {"ExecutionTime": end, "ExecutionId": cmd.command_id, "ExecutionType": "Command"},
             "Details": {"DocumentName": name, "PatchBaselineId": node.baseline_id, "DocumentVersion": "1"},
         }
@@ -127,8 +134,12 @@ def apply_success(node: Node, cmd: Command, inv: Invocation) -> None:
     previous = node.patch_state or {}
     default_snapshot = str(uuid.uuid5(uuid.NAMESPACE_URL, cmd.command_id + node.instance_id))
     snapshot = (cmd.parameters.get("SnapshotId") or [default_snapshot])[0]
-    state: dict = {"Operation": op, "OperationStartTime": inv.start_at or end, "OperationEndTime": end,
-                   "SnapshotId": snapshot}
+    state: dict = {
+        "Operation": op,
+        "OperationStartTime": inv.start_at or end,
+        "OperationEndTime": end,
+        "SnapshotId": snapshot,
+    }
     if "InstallOverrideList" in cmd.parameters:
         state["InstallOverrideList"] = cmd.parameters["InstallOverrideList"][0]
     if op == "Install":
@@ -141,8 +152,11 @@ def apply_success(node: Node, cmd: Command, inv: Invocation) -> None:
     node.reported = list(node.truth)
     node.reported_installed = list(node.truth_installed)
     policy = "AssociationId" in cmd.parameters and "BaselineOverride" in cmd.parameters
-    node.patch_exec = {"ExecutionTime": end, "ExecutionId": cmd.command_id,
-                       "ExecutionType": "PatchPolicy" if policy else "Command"}
+    node.patch_exec = {
+        "ExecutionTime": end,
+        "ExecutionId": cmd.command_id,
+        "ExecutionType": "PatchPolicy" if policy else "Command",
+    }
 
 
 def remediate(node: Node, when: float) -> int:

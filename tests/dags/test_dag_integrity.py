@@ -50,8 +50,9 @@ print(json.dumps({"errors": list(bag.import_errors), "dags": sorted(bag.dags), "
 
 def test_parse_makes_no_aws_call_and_no_network_and_reports_parse_time():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "dags")], env=env, capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT / "dags")], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == []
     assert result["calls"] == []

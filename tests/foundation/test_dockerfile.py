@@ -52,9 +52,17 @@ def test_every_runtime_requirement_is_an_exact_pin_with_the_stack_versions():
 def test_runtime_imports_are_pinned():
     """Every third-party module the product imports is in requirements.txt (or comes with Airflow)."""
     pins = _requirements("requirements.txt")
-    module_to_pin = {"yaml": "pyyaml", "pandas": "pandas", "pyarrow": "pyarrow", "boto3": "boto3",
-                     "botocore": "botocore", "pydantic": "pydantic", "matplotlib": "matplotlib",
-                     "jinja2": "jinja2", "fastapi": "fastapi"}
+    module_to_pin = {
+        "yaml": "pyyaml",
+        "pandas": "pandas",
+        "pyarrow": "pyarrow",
+        "boto3": "boto3",
+        "botocore": "botocore",
+        "pydantic": "pydantic",
+        "matplotlib": "matplotlib",
+        "jinja2": "jinja2",
+        "fastapi": "fastapi",
+    }
     imported = set()
     for path in list((ROOT / "include").rglob("*.py")) + list((ROOT / "plugins").rglob("*.py")):
         for match in re.finditer(r"^\s*(?:from|import)\s+([a-zA-Z_]\w*)", path.read_text(), re.M):

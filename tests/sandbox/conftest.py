@@ -22,14 +22,24 @@ def sandbox() -> Iterator[RunningSandbox]:
 def member_session(sb: RunningSandbox, account_id: str, region: str = "us-east-1") -> boto3.Session:
     """Credentials for the member role in `account_id` (aws_domain §1.11)."""
     sts = sb.client("sts", region)
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/{sb.fleet['member_role_name']}",
-                            RoleSessionName="tests")["Credentials"]
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=region)
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/{sb.fleet['member_role_name']}", RoleSessionName="tests"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
 
 
-def client(sb: RunningSandbox, service: str, region: str = "us-east-1", account_id: str | None = None,
-           config: Config = NO_RETRY):
+def client(
+    sb: RunningSandbox,
+    service: str,
+    region: str = "us-east-1",
+    account_id: str | None = None,
+    config: Config = NO_RETRY,
+):
     if account_id and account_id != sb.fleet["management_account_id"]:
         return member_session(sb, account_id, region).client(service, endpoint_url=sb.url, config=config)
     return sb.client(service, region, config=config)

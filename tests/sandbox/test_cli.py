@@ -33,9 +33,14 @@ def _env(**extra: str) -> dict:
 def test_serve_until_ctrl_c_with_faults_from_env():
     port = _free_port()
     faults = json.dumps({"throttle": {"ssm.SendCommand": 0.5}})
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--time-scale", "0"],
-                            cwd=ROOT, env=_env(PATCH_SANDBOX_FAULTS=faults, SANDBOX_PORT="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--time-scale", "0"],
+        cwd=ROOT,
+        env=_env(PATCH_SANDBOX_FAULTS=faults, SANDBOX_PORT="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         health = None
         for _ in range(300):
@@ -57,7 +62,13 @@ def test_serve_until_ctrl_c_with_faults_from_env():
 def test_bad_faults_file_exits_2_naming_the_problem(tmp_path):
     bad = tmp_path / "faults.yaml"
     bad.write_text("throttle:\n  ssm.SendCommand: 7\n")
-    proc = subprocess.run([sys.executable, "-m", "sandbox", "serve", "--port", "0", "--faults", str(bad)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", "--port", "0", "--faults", str(bad)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "throttle.ssm.SendCommand" in proc.stderr

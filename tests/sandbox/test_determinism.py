@@ -12,14 +12,19 @@ def _session(seed: int) -> dict:
         ssm = client(sb, "ssm")
         nodes = sb.nodes("123456789012", "us-east-1")
         ids = [n["instance_id"] for n in nodes if n["managed"]]
-        cmd = ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=ids, MaxErrors="100%",
-                               Parameters={"Operation": ["Scan"]})["Command"]
+        cmd = ssm.send_command(
+            DocumentName="AWS-RunPatchBaseline", InstanceIds=ids, MaxErrors="100%", Parameters={"Operation": ["Scan"]}
+        )["Command"]
         sb.admin("advance", seconds=9000)
         invs = all_pages(ssm.list_command_invocations, "CommandInvocations", CommandId=cmd["CommandId"])
         states = all_pages(ssm.describe_instance_patch_states, "InstancePatchStates", InstanceIds=ids)
-        return {"fleet": sb.fleet, "nodes": [(n["instance_id"], n["tags"], n["missing"]) for n in nodes],
-                "command": cmd["CommandId"], "outcomes": sorted((i["InstanceId"], i["StatusDetails"]) for i in invs),
-                "counts": sorted((s["InstanceId"], s["MissingCount"], s["InstalledCount"]) for s in states)}
+        return {
+            "fleet": sb.fleet,
+            "nodes": [(n["instance_id"], n["tags"], n["missing"]) for n in nodes],
+            "command": cmd["CommandId"],
+            "outcomes": sorted((i["InstanceId"], i["StatusDetails"]) for i in invs),
+            "counts": sorted((s["InstanceId"], s["MissingCount"], s["InstalledCount"]) for s in states),
+        }
 
 
 def test_same_seed_same_everything_other_seed_differs():

@@ -29,8 +29,7 @@ def ssm(sandbox):
 
 
 def _ok(n: dict, doc: str = "AWS-RunPatchBaseline") -> bool:
-    return (n["managed"] and n["ping_status"] == "Online"
-            and seeded_outcome(SEED, n["instance_id"], doc)[0] == "Success")
+    return n["managed"] and n["ping_status"] == "Online" and seeded_outcome(SEED, n["instance_id"], doc)[0] == "Success"
 
 
 def _ok_nodes(sb, doc="AWS-RunPatchBaseline", **match):
@@ -38,8 +37,9 @@ def _ok_nodes(sb, doc="AWS-RunPatchBaseline", **match):
 
 
 def _run(sb, ssm, iid, doc="AWS-RunPatchBaseline", **params) -> str:
-    cmd = ssm.send_command(DocumentName=doc, InstanceIds=[iid],
-                           Parameters={k: [v] for k, v in params.items()})["Command"]
+    cmd = ssm.send_command(DocumentName=doc, InstanceIds=[iid], Parameters={k: [v] for k, v in params.items()})[
+        "Command"
+    ]
     sb.admin("advance", seconds=3000)
     inv = ssm.get_command_invocation(CommandId=cmd["CommandId"], InstanceId=iid)
     assert inv["Status"] == "Success", inv
@@ -51,14 +51,24 @@ def _state(ssm, iid):
 
 
 def _patch_items(ssm, iid):
-    return all_pages(ssm.list_compliance_items, "ComplianceItems", ResourceIds=[iid],
-                     ResourceTypes=["ManagedInstance"], Filters=[{"Key": "ComplianceType", "Values": ["Patch"]}])
+    return all_pages(
+        ssm.list_compliance_items,
+        "ComplianceItems",
+        ResourceIds=[iid],
+        ResourceTypes=["ManagedInstance"],
+        Filters=[{"Key": "ComplianceType", "Values": ["Patch"]}],
+    )
 
 
 def test_scan_of_a_never_scanned_node_creates_state_and_items(sandbox):
     account, region, node = next(
-        (a["id"], r, n) for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"]
-        for r in sandbox.fleet["regions"] for n in sandbox.nodes(a["id"], r) if _ok(n) and not n["scanned"])
+        (a["id"], r, n)
+        for a in sandbox.fleet["accounts"]
+        if a["state"] == "ACTIVE" and a["has_role"]
+        for r in sandbox.fleet["regions"]
+        for n in sandbox.nodes(a["id"], r)
+        if _ok(n) and not n["scanned"]
+    )
     ssm = client(sandbox, "ssm", region=region, account_id=account)
     iid = node["instance_id"]
     assert ssm.describe_instance_patch_states(InstanceIds=[iid])["InstancePatchStates"] == []
@@ -93,11 +103,18 @@ def test_install_no_reboot_leaves_pending_reboot_and_non_compliant(sandbox, ssm)
     assert state["MissingCount"] == 0 and state["FailedCount"] == 0
     assert state["InstalledPendingRebootCount"] >= node["missing"]
     assert "LastNoRebootInstallOperationTime" in state
-    patches = all_pages(ssm.describe_instance_patches, "Patches", InstanceId=iid,
-                        Filters=[{"Key": "State", "Values": ["InstalledPendingReboot"]}])
+    patches = all_pages(
+        ssm.describe_instance_patches,
+        "Patches",
+        InstanceId=iid,
+        Filters=[{"Key": "State", "Values": ["InstalledPendingReboot"]}],
+    )
     assert len(patches) == state["InstalledPendingRebootCount"]
-    summary = next(s for s in all_pages(ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems")
-                   if s["ResourceId"] == iid and s["ComplianceType"] == "Patch")
+    summary = next(
+        s
+        for s in all_pages(ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems")
+        if s["ResourceId"] == iid and s["ComplianceType"] == "Patch"
+    )
     assert summary["Status"] == "NON_COMPLIANT"  # pending reboot is non-compliant (aws_domain §1.5)
     _run(sandbox, ssm, iid, Operation="Install", RebootOption="RebootIfNeeded")
     state = _state(ssm, iid)
@@ -105,17 +122,22 @@ def test_install_no_reboot_leaves_pending_reboot_and_non_compliant(sandbox, ssm)
 
 
 def test_association_document_writes_only_association_items(sandbox, ssm):
-    node = next(n for n in _ok_nodes(sandbox, "AWS-RunPatchBaselineAssociation", resource_type="EC2Instance")
-                if n["scanned"])
+    node = next(
+        n for n in _ok_nodes(sandbox, "AWS-RunPatchBaselineAssociation", resource_type="EC2Instance") if n["scanned"]
+    )
     iid = node["instance_id"]
     before_state = _state(ssm, iid)
     before_patch = _patch_items(ssm, iid)
     cid = _run(sandbox, ssm, iid, "AWS-RunPatchBaselineAssociation", Operation="Scan", AssociationId="assoc-1234")
     assert _state(ssm, iid) == before_state
     assert _patch_items(ssm, iid) == before_patch
-    assoc = all_pages(ssm.list_compliance_items, "ComplianceItems", ResourceIds=[iid],
-                      ResourceTypes=["ManagedInstance"],
-                      Filters=[{"Key": "ComplianceType", "Values": ["Association"]}])
+    assoc = all_pages(
+        ssm.list_compliance_items,
+        "ComplianceItems",
+        ResourceIds=[iid],
+        ResourceTypes=["ManagedInstance"],
+        Filters=[{"Key": "ComplianceType", "Values": ["Association"]}],
+    )
     assert [a["Id"] for a in assoc] == ["assoc-1234"] and assoc[0]["ExecutionSummary"]["ExecutionId"] == cid
 
 
@@ -129,16 +151,21 @@ def test_remediate_changes_nothing_reported_until_the_next_scan(sandbox, ssm):
     assert _state(ssm, iid) == before
     _run(sandbox, ssm, iid, Operation="Scan")
     state = _state(ssm, iid)
-    assert (state["MissingCount"], state["FailedCount"], state["InstalledPendingRebootCount"],
-            state["InstalledRejectedCount"]) == (0, 0, 0, 0)
+    assert (
+        state["MissingCount"],
+        state["FailedCount"],
+        state["InstalledPendingRebootCount"],
+        state["InstalledRejectedCount"],
+    ) == (0, 0, 0, 0)
     assert all(i["Status"] in ("COMPLIANT", "") for i in _patch_items(ssm, iid))
 
 
 def test_terminate_removes_node_from_ssm_and_ec2(sandbox, ssm):
     node = _ok_nodes(sandbox, resource_type="EC2Instance")[-1]
     iid = node["instance_id"]
-    running = ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[iid],
-                               Parameters={"Operation": ["Scan"]})["Command"]
+    running = ssm.send_command(
+        DocumentName="AWS-RunPatchBaseline", InstanceIds=[iid], Parameters={"Operation": ["Scan"]}
+    )["Command"]
     sandbox.admin("advance", seconds=5)
     assert ssm.get_command_invocation(CommandId=running["CommandId"], InstanceId=iid)["Status"] == "InProgress"
     sandbox.admin("terminate", account_id=MGMT, region=REGION, instance_id=iid)

@@ -76,7 +76,8 @@ def test_refused_region_answers_like_an_opted_out_region(sandbox):
     sandbox.set_faults({"refuse_regions": ["eu-west-1"]})
     try:
         assert _code(client(sandbox, "ssm", "eu-west-1").describe_instance_information)[0] == (
-            "UnrecognizedClientException")
+            "UnrecognizedClientException"
+        )
         assert _code(client(sandbox, "ec2", "eu-west-1").describe_instances) == ("AuthFailure", 401)
         assert client(sandbox, "ssm", "us-east-1").describe_instance_information()["InstanceInformationList"]
     finally:
@@ -87,9 +88,11 @@ def test_accounts_without_role_fault(sandbox):
     member = active_members(sandbox)[0]
     sandbox.set_faults({"accounts_without_role": [member["id"]]})
     try:
-        code, status = _code(client(sandbox, "sts").assume_role,
-                             RoleArn=f"arn:aws:iam::{member['id']}:role/{sandbox.fleet['member_role_name']}",
-                             RoleSessionName="tests")
+        code, status = _code(
+            client(sandbox, "sts").assume_role,
+            RoleArn=f"arn:aws:iam::{member['id']}:role/{sandbox.fleet['member_role_name']}",
+            RoleSessionName="tests",
+        )
         assert (code, status) == ("AccessDenied", 403)
     finally:
         sandbox.set_faults({})
@@ -113,9 +116,17 @@ def test_call_counter_counts_our_and_moto_actions(sandbox):
     client(sandbox, "ec2").describe_instances()
     client(sandbox, "iam").list_roles()
     calls = sandbox.calls()
-    assert calls == {"ec2.DescribeInstances": 1, "iam.ListRoles": 1, "organizations.ListRoots": 1,
-                     "s3.CopyObject": 1, "s3.CreateBucket": 1, "s3.DeleteObject": 1, "s3.ListObjectsV2": 1,
-                     "s3.PutObject": 1, "ssm.DescribeInstanceInformation": 1}
+    assert calls == {
+        "ec2.DescribeInstances": 1,
+        "iam.ListRoles": 1,
+        "organizations.ListRoots": 1,
+        "s3.CopyObject": 1,
+        "s3.CreateBucket": 1,
+        "s3.DeleteObject": 1,
+        "s3.ListObjectsV2": 1,
+        "s3.PutObject": 1,
+        "ssm.DescribeInstanceInformation": 1,
+    }
     sandbox.reset_calls()
     assert sandbox.calls() == {}
 
@@ -128,8 +139,11 @@ class _FakeHub:
 
     def handle(self, method, path, query, body, account_id, region):
         self.seen.append((method, path, body, account_id, region))
-        return 200, {"FailedCount": 0, "SuccessCount": len((body or {}).get("Findings", [])),
-                     "FailedFindings": []}, {"x-amzn-RequestId": "fake"}
+        return (
+            200,
+            {"FailedCount": 0, "SuccessCount": len((body or {}).get("Findings", [])), "FailedFindings": []},
+            {"x-amzn-RequestId": "fake"},
+        )
 
 
 def test_securityhub_requests_route_with_the_callers_account(sandbox):
@@ -139,11 +153,22 @@ def test_securityhub_requests_route_with_the_callers_account(sandbox):
     try:
         member = active_members(sandbox)[0]
         hub = client(sandbox, "securityhub", "eu-west-1", account_id=member["id"])
-        resp = hub.batch_import_findings(Findings=[{"SchemaVersion": "2018-10-08", "Id": "x", "ProductArn": "p" * 12,
-                                                    "GeneratorId": "g", "AwsAccountId": member["id"],
-                                                    "CreatedAt": "2026-01-01T00:00:00Z",
-                                                    "UpdatedAt": "2026-01-01T00:00:00Z", "Title": "t",
-                                                    "Description": "d", "Resources": [{"Type": "Other", "Id": "r"}]}])
+        resp = hub.batch_import_findings(
+            Findings=[
+                {
+                    "SchemaVersion": "2018-10-08",
+                    "Id": "x",
+                    "ProductArn": "p" * 12,
+                    "GeneratorId": "g",
+                    "AwsAccountId": member["id"],
+                    "CreatedAt": "2026-01-01T00:00:00Z",
+                    "UpdatedAt": "2026-01-01T00:00:00Z",
+                    "Title": "t",
+                    "Description": "d",
+                    "Resources": [{"Type": "Other", "Id": "r"}],
+                }
+            ]
+        )
         assert resp["SuccessCount"] == 1
         method, path, body, account, region = fake.seen[-1]
         assert (method, path, account, region) == ("POST", "/findings/import", member["id"], "eu-west-1")
@@ -167,27 +192,52 @@ def test_securityhub_falls_back_to_moto_without_the_module(sandbox):
 
 # -- status rules (aws_domain §1.2), on the model directly so every branch is pinned --------------------------------
 
+
 def _cmd(outcomes: list[str], max_errors: str = "0", max_concurrency: str = "50") -> Command:
-    cmd = Command("c" * 36, "123456789012", "us-east-1", DOCUMENTS["AWS-RunPatchBaseline"], "$DEFAULT",
-                  {"Operation": ["Scan"]}, [], [], "", 0.0, 600, max_concurrency, max_errors)
+    cmd = Command(
+        "c" * 36,
+        "123456789012",
+        "us-east-1",
+        DOCUMENTS["AWS-RunPatchBaseline"],
+        "$DEFAULT",
+        {"Operation": ["Scan"]},
+        [],
+        [],
+        "",
+        0.0,
+        600,
+        max_concurrency,
+        max_errors,
+    )
     for i, outcome in enumerate(outcomes):
-        cmd.invocations.append(Invocation(f"i-{i:017x}", "", "Linux", "PatchLinux", outcome,
-                                          0 if outcome == "Success" else 1 if outcome == "Failed" else -1))
+        cmd.invocations.append(
+            Invocation(
+                f"i-{i:017x}",
+                "",
+                "Linux",
+                "PatchLinux",
+                outcome,
+                0 if outcome == "Success" else 1 if outcome == "Failed" else -1,
+            )
+        )
     schedule(cmd, seed=7, slow=1.0)
     return cmd
 
 
-@pytest.mark.parametrize("outcomes,max_errors,expected", [
-    (["Success", "Success"], "0", ("Success", "Success")),
-    (["Undeliverable"] * 3, "0", ("Failed", "Failed")),
-    (["Undeliverable"] * 4 + ["Success"], "0", ("Success", "Success")),
-    (["Success", "Failed"], "1", ("Success", "Incomplete")),
-    (["Success", "Failed"], "0", ("Failed", "Failed")),
-    (["Execution Timed Out", "Success"], "0", ("TimedOut", "Execution Timed Out")),
-    (["Delivery Timed Out", "Success"], "0", ("TimedOut", "Delivery Timed Out")),
-    (["Delivery Timed Out", "Success"], "1", ("Success", "Incomplete")),
-    (["Failed", "Failed", "Success"], "50%", ("Failed", "Failed")),
-])
+@pytest.mark.parametrize(
+    "outcomes,max_errors,expected",
+    [
+        (["Success", "Success"], "0", ("Success", "Success")),
+        (["Undeliverable"] * 3, "0", ("Failed", "Failed")),
+        (["Undeliverable"] * 4 + ["Success"], "0", ("Success", "Success")),
+        (["Success", "Failed"], "1", ("Success", "Incomplete")),
+        (["Success", "Failed"], "0", ("Failed", "Failed")),
+        (["Execution Timed Out", "Success"], "0", ("TimedOut", "Execution Timed Out")),
+        (["Delivery Timed Out", "Success"], "0", ("TimedOut", "Delivery Timed Out")),
+        (["Delivery Timed Out", "Success"], "1", ("Success", "Incomplete")),
+        (["Failed", "Failed", "Success"], "50%", ("Failed", "Failed")),
+    ],
+)
 def test_command_status_rules(outcomes, max_errors, expected):
     cmd = _cmd(outcomes, max_errors)
     final = command_status(cmd, 10**9)

@@ -23,8 +23,13 @@ def test_fleet_endpoint_shape_and_special_accounts(sandbox):
     assert fleet["member_role_name"] == "PatchComplianceScanRole"
     assert fleet["regions"] == ["us-east-1", "eu-west-1"] and fleet["profile"] == "small" and fleet["seed"] == 7
     paths = {o["path"] for o in fleet["ous"]}
-    assert {"Root/Infrastructure", "Root/Workloads", "Root/Workloads/Prod", "Root/Workloads/NonProd",
-            "Root/Sandbox"} <= paths
+    assert {
+        "Root/Infrastructure",
+        "Root/Workloads",
+        "Root/Workloads/Prod",
+        "Root/Workloads/NonProd",
+        "Root/Sandbox",
+    } <= paths
     assert all(set(o) == {"id", "name", "path", "parent_id"} for o in fleet["ous"])
     assert all(set(a) == {"id", "name", "ou_id", "state", "has_role"} for a in fleet["accounts"])
     assert [a["state"] for a in fleet["accounts"]].count("SUSPENDED") >= 1
@@ -33,15 +38,23 @@ def test_fleet_endpoint_shape_and_special_accounts(sandbox):
 
 
 def test_generated_nodes_cover_the_fleet_variety(sandbox):
-    nodes = [n for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE"
-             for r in sandbox.fleet["regions"] for n in sandbox.nodes(a["id"], r)]
+    nodes = [
+        n
+        for a in sandbox.fleet["accounts"]
+        if a["state"] == "ACTIVE"
+        for r in sandbox.fleet["regions"]
+        for n in sandbox.nodes(a["id"], r)
+    ]
     assert 40 <= len(nodes) <= 90
-    assert {"Amazon Linux", "Ubuntu", "Red Hat Enterprise Linux",
-            "Microsoft Windows Server 2022 Datacenter"} <= {n["platform"] for n in nodes}
+    assert {"Amazon Linux", "Ubuntu", "Red Hat Enterprise Linux", "Microsoft Windows Server 2022 Datacenter"} <= {
+        n["platform"] for n in nodes
+    }
     assert any(not n["has_agent"] for n in nodes), "some EC2 instances have no SSM agent (unmanaged)"
     assert any(n["ping_status"] == "ConnectionLost" for n in nodes)
-    assert any(n["resource_type"] == "ManagedInstance" and n["instance_id"].startswith("mi-")
-               and len(n["instance_id"]) == 20 for n in nodes)
+    assert any(
+        n["resource_type"] == "ManagedInstance" and n["instance_id"].startswith("mi-") and len(n["instance_id"]) == 20
+        for n in nodes
+    )
     assert all(len(n["instance_id"]) == 19 for n in nodes if n["instance_id"].startswith("i-"))
     assert any(n["has_agent"] and not n["scanned"] for n in nodes), "some nodes were never scanned"
     assert all(n["baseline_id"].startswith("pb-") and len(n["baseline_id"]) == 20 for n in nodes)
@@ -65,12 +78,18 @@ def test_org_walk_with_paginators_returns_every_ou_and_account(sandbox):
     seen_ous, seen_accounts, stack = [], [], [roots[0]["Id"]]
     while stack:
         parent = stack.pop()
-        ous = org.get_paginator("list_organizational_units_for_parent").paginate(
-            ParentId=parent, PaginationConfig={"PageSize": 1}).build_full_result()["OrganizationalUnits"]
+        ous = (
+            org.get_paginator("list_organizational_units_for_parent")
+            .paginate(ParentId=parent, PaginationConfig={"PageSize": 1})
+            .build_full_result()["OrganizationalUnits"]
+        )
         seen_ous += ous
         stack += [o["Id"] for o in ous]
-        seen_accounts += org.get_paginator("list_accounts_for_parent").paginate(
-            ParentId=parent, PaginationConfig={"PageSize": 1}).build_full_result()["Accounts"]
+        seen_accounts += (
+            org.get_paginator("list_accounts_for_parent")
+            .paginate(ParentId=parent, PaginationConfig={"PageSize": 1})
+            .build_full_result()["Accounts"]
+        )
     assert sorted(o["Id"] for o in seen_ous) == sorted(o["id"] for o in sandbox.fleet["ous"])
     assert sorted(a["Id"] for a in seen_accounts) == sorted(a["id"] for a in sandbox.fleet["accounts"])
     ou = seen_ous[0]
@@ -100,7 +119,8 @@ def test_org_list_calls_sometimes_return_an_empty_page_with_a_token(sandbox):
     assert any(p["Accounts"] == [] and p.get("NextToken") for p in pages), "aws_domain §1.11 empty page quirk"
     # Every walk still ends with every account exactly once.
     assert sorted(a["Id"] for a in all_pages(org.list_accounts, "Accounts", MaxResults=2)) == sorted(
-        a["id"] for a in sandbox.fleet["accounts"])
+        a["id"] for a in sandbox.fleet["accounts"]
+    )
 
 
 def test_org_limits_and_errors(sandbox):
@@ -168,8 +188,9 @@ def test_member_role_trusts_only_the_management_account(sandbox):
     first, second = active_members(sandbox)[:2]
     sts = client(sandbox, "sts", account_id=first["id"])
     with pytest.raises(botocore.exceptions.ClientError) as exc:
-        sts.assume_role(RoleArn=f"arn:aws:iam::{second['id']}:role/{sandbox.fleet['member_role_name']}",
-                        RoleSessionName="tests")
+        sts.assume_role(
+            RoleArn=f"arn:aws:iam::{second['id']}:role/{sandbox.fleet['member_role_name']}", RoleSessionName="tests"
+        )
     assert exc.value.response["Error"]["Code"] == "AccessDenied"
 
 

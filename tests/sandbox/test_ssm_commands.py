@@ -19,9 +19,14 @@ def _nodes(sb, region=REGION, account=MGMT):
 
 def _good(sb, platform_type="Linux", doc="AWS-RunPatchBaseline", region=REGION, account=MGMT):
     """Managed, online nodes whose seeded outcome is Success."""
-    return [n["instance_id"] for n in _nodes(sb, region, account)
-            if n["managed"] and n["ping_status"] == "Online" and n["platform_type"] == platform_type
-            and seeded_outcome(7, n["instance_id"], doc)[0] == "Success"]
+    return [
+        n["instance_id"]
+        for n in _nodes(sb, region, account)
+        if n["managed"]
+        and n["ping_status"] == "Online"
+        and n["platform_type"] == platform_type
+        and seeded_outcome(7, n["instance_id"], doc)[0] == "Success"
+    ]
 
 
 def _all_managed_good(sb):
@@ -51,16 +56,19 @@ def linux_id(sandbox):
 SCAN = {"DocumentName": "AWS-RunPatchBaseline", "Parameters": {"Operation": ["Scan"]}}
 
 
-@pytest.mark.parametrize("kwargs,code", [
-    ({"InstanceIds": [f"i-{n:017x}" for n in range(51)]}, "ValidationException"),  # > 50 ids
-    ({"InstanceIds": ["i-123"]}, "ValidationException"),  # id pattern
-    ({"InstanceIds": ["i-0123456789abcdef0"], "MaxConcurrency": "0"}, "ValidationException"),
-    ({"InstanceIds": ["i-0123456789abcdef0"], "MaxErrors": "abc"}, "ValidationException"),
-    ({"InstanceIds": ["i-0123456789abcdef0"], "Comment": "x" * 101}, "ValidationException"),
-    ({"InstanceIds": ["i-0123456789abcdef0"], "TimeoutSeconds": 2_592_001}, "ValidationException"),
-    ({}, "ValidationException"),  # neither InstanceIds nor Targets
-    ({"InstanceIds": ["i-0123456789abcdef0"]}, "InvalidInstanceId"),  # well-formed, not a managed node
-])
+@pytest.mark.parametrize(
+    "kwargs,code",
+    [
+        ({"InstanceIds": [f"i-{n:017x}" for n in range(51)]}, "ValidationException"),  # > 50 ids
+        ({"InstanceIds": ["i-123"]}, "ValidationException"),  # id pattern
+        ({"InstanceIds": ["i-0123456789abcdef0"], "MaxConcurrency": "0"}, "ValidationException"),
+        ({"InstanceIds": ["i-0123456789abcdef0"], "MaxErrors": "abc"}, "ValidationException"),
+        ({"InstanceIds": ["i-0123456789abcdef0"], "Comment": "x" * 101}, "ValidationException"),
+        ({"InstanceIds": ["i-0123456789abcdef0"], "TimeoutSeconds": 2_592_001}, "ValidationException"),
+        ({}, "ValidationException"),  # neither InstanceIds nor Targets
+        ({"InstanceIds": ["i-0123456789abcdef0"]}, "InvalidInstanceId"),  # well-formed, not a managed node
+    ],
+)
 def test_send_command_rejects_like_aws(ssm, kwargs, code):
     assert _error(ssm.send_command, **SCAN, **kwargs)["Code"] == code
 
@@ -71,11 +79,16 @@ def test_send_command_document_and_parameter_errors(ssm, linux_id):
     assert _error(ssm.send_command, DocumentName="AWS-RunPatchBaseline", **ids)["Code"] == "InvalidParameters"
     err = _error(ssm.send_command, DocumentName="AWS-RunPatchBaseline", Parameters={"Operation": ["Bogus"]}, **ids)
     assert err["Code"] == "InvalidParameters" and "Operation" in err["Message"]
-    err = _error(ssm.send_command, DocumentName="AWS-RunPatchBaseline",
-                 Parameters={"Operation": ["Scan"], "Nope": ["1"]}, **ids)
+    err = _error(
+        ssm.send_command, DocumentName="AWS-RunPatchBaseline", Parameters={"Operation": ["Scan"], "Nope": ["1"]}, **ids
+    )
     assert err["Code"] == "InvalidParameters" and "Nope" in err["Message"]
-    assert _error(ssm.send_command, DocumentName="AWS-RunPatchBaselineAssociation",
-                  Parameters={"Operation": ["Scan"]}, **ids)["Code"] == "InvalidParameters"  # AssociationId required
+    assert (
+        _error(
+            ssm.send_command, DocumentName="AWS-RunPatchBaselineAssociation", Parameters={"Operation": ["Scan"]}, **ids
+        )["Code"]
+        == "InvalidParameters"
+    )  # AssociationId required
     assert _error(ssm.send_command, **SCAN, DocumentVersion="7", **ids)["Code"] == "InvalidDocumentVersion"
     assert _error(ssm.send_command, **SCAN, InstanceIds=[linux_id, linux_id])["Code"] == "DuplicateInstanceId"
 
@@ -115,9 +128,14 @@ def test_targets_keys_and_and_or_semantics(sandbox, ssm):
     nodes = [n for n in _nodes(sandbox) if n["managed"]]
     env = nodes[0]["tags"]["Environment"]
     group = nodes[0]["tags"]["PatchGroup"]
-    cmd = ssm.send_command(**SCAN, Targets=[{"Key": "tag:Environment", "Values": [env, "nope"]},
-                                            {"Key": "tag:PatchGroup", "Values": [group]},
-                                            {"Key": "tag-key", "Values": ["Name"]}])["Command"]
+    cmd = ssm.send_command(
+        **SCAN,
+        Targets=[
+            {"Key": "tag:Environment", "Values": [env, "nope"]},
+            {"Key": "tag:PatchGroup", "Values": [group]},
+            {"Key": "tag-key", "Values": ["Name"]},
+        ],
+    )["Command"]
     sandbox.admin("advance", seconds=2)
     invs = all_pages(ssm.list_command_invocations, "CommandInvocations", CommandId=cmd["CommandId"])
     assert {i["InstanceId"] for i in invs} == {n["instance_id"] for n in nodes if n["tags"]["PatchGroup"] == group}
@@ -152,14 +170,22 @@ def test_lifecycle_pending_in_progress_success_with_patch_plugin(sandbox, ssm, l
     assert "Operation type: Scan" in inv["StandardOutputContent"]
     listed = ssm.list_commands(CommandId=cid)["Commands"][0]
     assert (listed["Status"], listed["StatusDetails"], listed["CompletedCount"], listed["ErrorCount"]) == (
-        "Success", "Success", 1, 0)
+        "Success",
+        "Success",
+        1,
+        0,
+    )
     detail = ssm.list_command_invocations(CommandId=cid, Details=True)["CommandInvocations"][0]
     assert [p["Name"] for p in detail["CommandPlugins"]] == ["PatchLinux"]
     # The plugin name is the document step, not the action (aws_domain §1.1).
-    assert _error(ssm.get_command_invocation, CommandId=cid, InstanceId=linux_id,
-                  PluginName="aws:runShellScript")["Code"] == "InvalidPluginName"
-    assert _error(ssm.get_command_invocation, CommandId=cid, InstanceId=linux_id,
-                  PluginName="PatchWindows")["Code"] == "InvocationDoesNotExist"
+    assert (
+        _error(ssm.get_command_invocation, CommandId=cid, InstanceId=linux_id, PluginName="aws:runShellScript")["Code"]
+        == "InvalidPluginName"
+    )
+    assert (
+        _error(ssm.get_command_invocation, CommandId=cid, InstanceId=linux_id, PluginName="PatchWindows")["Code"]
+        == "InvocationDoesNotExist"
+    )
 
 
 def test_windows_step_is_patch_windows_and_shell_script_is_invalid_platform(sandbox, ssm):
@@ -171,8 +197,9 @@ def test_windows_step_is_patch_windows_and_shell_script_is_invalid_platform(sand
     sandbox.admin("advance", seconds=1000)
     inv = ssm.list_command_invocations(CommandId=cmd["CommandId"], Details=True)["CommandInvocations"][0]
     assert inv["CommandPlugins"][0]["Name"] == "PatchWindows" and inv["Status"] == "Success"
-    cmd = ssm.send_command(DocumentName="AWS-RunShellScript", Parameters={"commands": ["uptime"]},
-                           InstanceIds=win[:1])["Command"]
+    cmd = ssm.send_command(DocumentName="AWS-RunShellScript", Parameters={"commands": ["uptime"]}, InstanceIds=win[:1])[
+        "Command"
+    ]
     sandbox.admin("advance", seconds=100)
     inv = ssm.list_command_invocations(CommandId=cmd["CommandId"])["CommandInvocations"][0]
     assert (inv["Status"], inv["StatusDetails"]) == ("Failed", "Invalid Platform")
@@ -180,10 +207,18 @@ def test_windows_step_is_patch_windows_and_shell_script_is_invalid_platform(sand
 
 def test_connection_lost_nodes_are_undeliverable_and_all_undeliverable_fails(sandbox, ssm):
     account, region, lost = next(
-        (a["id"], r, ids) for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"]
+        (a["id"], r, ids)
+        for a in sandbox.fleet["accounts"]
+        if a["state"] == "ACTIVE" and a["has_role"]
         for r in sandbox.fleet["regions"]
-        if (ids := [n["instance_id"] for n in _nodes(sandbox, r, a["id"])
-                    if n["managed"] and n["ping_status"] == "ConnectionLost"]))
+        if (
+            ids := [
+                n["instance_id"]
+                for n in _nodes(sandbox, r, a["id"])
+                if n["managed"] and n["ping_status"] == "ConnectionLost"
+            ]
+        )
+    )
     ssm = client(sandbox, "ssm", region=region, account_id=account)
     cmd = ssm.send_command(**SCAN, InstanceIds=lost[:1])["Command"]
     sandbox.admin("advance", seconds=200)
@@ -275,8 +310,10 @@ def test_list_commands_filters_paging_and_errors(sandbox, ssm, linux_id):
     assert _error(ssm.list_commands, Filters=[{"key": "Bogus", "value": "x"}])["Code"] == "ValidationException"
     assert _error(ssm.list_commands, NextToken="nope")["Code"] == "InvalidNextToken"
     assert _error(ssm.list_commands, CommandId="0" * 36)["Code"] == "InvalidCommandId"
-    assert _error(ssm.list_command_invocations, Filters=[{"key": "ExecutionStage", "value": "Complete"}]
-                  )["Code"] == "InvalidFilterKey"
+    assert (
+        _error(ssm.list_command_invocations, Filters=[{"key": "ExecutionStage", "value": "Complete"}])["Code"]
+        == "InvalidFilterKey"
+    )
 
 
 def test_list_command_invocations_pages_at_most_50(sandbox, ssm):
@@ -286,9 +323,13 @@ def test_list_command_invocations_pages_at_most_50(sandbox, ssm):
     page = ssm.list_command_invocations(CommandId=cmd["CommandId"], MaxResults=1)
     assert len(page["CommandInvocations"]) == 1 and "NextToken" in page
     assert _error(ssm.list_command_invocations, CommandId=cmd["CommandId"], MaxResults=51)["Code"] == (
-        "ValidationException")
-    pages = ssm.get_paginator("list_command_invocations").paginate(
-        CommandId=cmd["CommandId"], PaginationConfig={"PageSize": 1}).build_full_result()
+        "ValidationException"
+    )
+    pages = (
+        ssm.get_paginator("list_command_invocations")
+        .paginate(CommandId=cmd["CommandId"], PaginationConfig={"PageSize": 1})
+        .build_full_result()
+    )
     assert sorted(i["InstanceId"] for i in pages["CommandInvocations"]) == sorted(ids)
 
 
@@ -297,17 +338,23 @@ def test_seeded_failures_and_delivery_timeouts_end_to_end(sandbox):
     seen = set()
     for account in [a for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"]]:
         for region in sandbox.fleet["regions"]:
-            bad = [(n["instance_id"], seeded_outcome(7, n["instance_id"], "AWS-RunPatchBaseline"))
-                   for n in _nodes(sandbox, region, account["id"]) if n["managed"] and n["ping_status"] == "Online"]
+            bad = [
+                (n["instance_id"], seeded_outcome(7, n["instance_id"], "AWS-RunPatchBaseline"))
+                for n in _nodes(sandbox, region, account["id"])
+                if n["managed"] and n["ping_status"] == "Online"
+            ]
             bad = [(iid, outcome) for iid, outcome in bad if outcome[0] != "Success"]
             if not bad:
                 continue
             ssm = client(sandbox, "ssm", region=region, account_id=account["id"])
-            cmd = ssm.send_command(**SCAN, InstanceIds=[iid for iid, _ in bad], TimeoutSeconds=600,
-                                   MaxErrors="100%")["Command"]
+            cmd = ssm.send_command(**SCAN, InstanceIds=[iid for iid, _ in bad], TimeoutSeconds=600, MaxErrors="100%")[
+                "Command"
+            ]
             sandbox.admin("advance", seconds=8000)
-            invs = {i["InstanceId"]: i for i in ssm.list_command_invocations(
-                CommandId=cmd["CommandId"], Details=True)["CommandInvocations"]}
+            invs = {
+                i["InstanceId"]: i
+                for i in ssm.list_command_invocations(CommandId=cmd["CommandId"], Details=True)["CommandInvocations"]
+            }
             for iid, (detail, code) in bad:
                 assert invs[iid]["StatusDetails"] == detail
                 assert invs[iid]["CommandPlugins"][0]["ResponseCode"] == code

@@ -32,8 +32,13 @@ def nodes(sandbox):
 
 def _fleet_nodes(sandbox):
     """(account, region, node) over every reachable account-region."""
-    return [(a["id"], r, n) for a in sandbox.fleet["accounts"] if a["state"] == "ACTIVE" and a["has_role"]
-            for r in sandbox.fleet["regions"] for n in sandbox.nodes(a["id"], r)]
+    return [
+        (a["id"], r, n)
+        for a in sandbox.fleet["accounts"]
+        if a["state"] == "ACTIVE" and a["has_role"]
+        for r in sandbox.fleet["regions"]
+        for n in sandbox.nodes(a["id"], r)
+    ]
 
 
 def test_describe_instance_information_lists_only_managed_running_nodes(ssm, nodes):
@@ -42,8 +47,18 @@ def test_describe_instance_information_lists_only_managed_running_nodes(ssm, nod
     assert ids == {n["instance_id"] for n in nodes if n["managed"]}
     assert not ids & {n["instance_id"] for n in nodes if n["ec2_state"] == "stopped" or not n["has_agent"]}
     info = listed["InstanceInformationList"][0]
-    assert {"InstanceId", "PingStatus", "LastPingDateTime", "AgentVersion", "PlatformType", "PlatformName",
-            "PlatformVersion", "ResourceType", "IPAddress", "ComputerName"} <= set(info)
+    assert {
+        "InstanceId",
+        "PingStatus",
+        "LastPingDateTime",
+        "AgentVersion",
+        "PlatformType",
+        "PlatformName",
+        "PlatformVersion",
+        "ResourceType",
+        "IPAddress",
+        "ComputerName",
+    } <= set(info)
 
 
 def test_describe_instance_information_default_page_is_10_and_limits(sandbox):
@@ -58,31 +73,41 @@ def test_describe_instance_information_default_page_is_10_and_limits(sandbox):
 
 
 def test_describe_instance_information_filters(sandbox):
-    account, region, _ = next(x for x in _fleet_nodes(sandbox) if x[2]["managed"]
-                              and x[2]["ping_status"] == "ConnectionLost")
+    account, region, _ = next(
+        x for x in _fleet_nodes(sandbox) if x[2]["managed"] and x[2]["ping_status"] == "ConnectionLost"
+    )
     ssm = client(sandbox, "ssm", region=region, account_id=account)
     nodes = [n for n in sandbox.nodes(account, region) if n["managed"]]
 
     def ids(**kw):
-        return {i["InstanceId"] for i in all_pages(ssm.describe_instance_information, "InstanceInformationList",
-                                                   MaxResults=50, **kw)}
+        return {
+            i["InstanceId"]
+            for i in all_pages(ssm.describe_instance_information, "InstanceInformationList", MaxResults=50, **kw)
+        }
 
     lost = {n["instance_id"] for n in nodes if n["ping_status"] == "ConnectionLost"}
     assert ids(Filters=[{"Key": "PingStatus", "Values": ["ConnectionLost"]}]) == lost
     assert ids(Filters=[{"Key": "PlatformTypes", "Values": ["Windows"]}]) == {
-        n["instance_id"] for n in nodes if n["platform_type"] == "Windows"}
+        n["instance_id"] for n in nodes if n["platform_type"] == "Windows"
+    }
     assert ids(Filters=[{"Key": "ResourceType", "Values": ["EC2Instance"]}]) == {
-        n["instance_id"] for n in nodes if n["resource_type"] == "EC2Instance"}
+        n["instance_id"] for n in nodes if n["resource_type"] == "EC2Instance"
+    }
     one = nodes[0]["instance_id"]
     assert ids(Filters=[{"Key": "InstanceIds", "Values": [one]}]) == {one}
     assert ids(Filters=[{"Key": "tag:Patch", "Values": ["true"]}]) == {
-        n["instance_id"] for n in nodes if n["tags"].get("Patch") == "true"}
+        n["instance_id"] for n in nodes if n["tags"].get("Patch") == "true"
+    }
     assert ids(InstanceInformationFilterList=[{"key": "PingStatus", "valueSet": ["Online"]}]) == {
-        n["instance_id"] for n in nodes if n["ping_status"] == "Online"}
+        n["instance_id"] for n in nodes if n["ping_status"] == "Online"
+    }
     assert _error(ssm.describe_instance_information, Filters=[{"Key": "Bogus", "Values": ["x"]}])["Code"] == (
-        "InvalidFilterKey")
-    assert _error(ssm.describe_instance_information, Filters=[{"Key": "PingStatus", "Values": ["Asleep"]}]
-                  )["Code"] == "InvalidInstanceInformationFilterValue"
+        "InvalidFilterKey"
+    )
+    assert (
+        _error(ssm.describe_instance_information, Filters=[{"Key": "PingStatus", "Values": ["Asleep"]}])["Code"]
+        == "InvalidInstanceInformationFilterValue"
+    )
 
 
 def test_describe_instance_patch_states_limits_and_shape(ssm, nodes):
@@ -92,11 +117,23 @@ def test_describe_instance_patch_states_limits_and_shape(ssm, nodes):
     got = {s["InstanceId"]: s for s in states["InstancePatchStates"]}
     assert set(got) == {n["instance_id"] for n in managed if n["scanned"]}  # never-scanned nodes have no state
     state = next(iter(got.values()))
-    for key in ("PatchGroup", "BaselineId", "OperationStartTime", "OperationEndTime", "Operation", "InstalledCount",
-                "MissingCount", "FailedCount", "NotApplicableCount", "CriticalNonCompliantCount"):
+    for key in (
+        "PatchGroup",
+        "BaselineId",
+        "OperationStartTime",
+        "OperationEndTime",
+        "Operation",
+        "InstalledCount",
+        "MissingCount",
+        "FailedCount",
+        "NotApplicableCount",
+        "CriticalNonCompliantCount",
+    ):
         assert key in state
-    assert _error(ssm.describe_instance_patch_states, InstanceIds=[f"i-{n:017x}" for n in range(51)]
-                  )["Code"] == "ValidationException"
+    assert (
+        _error(ssm.describe_instance_patch_states, InstanceIds=[f"i-{n:017x}" for n in range(51)])["Code"]
+        == "ValidationException"
+    )
     # The model allows 100 but the live service rejects > 50 (aws_domain §1.3).
     err = _error(ssm.describe_instance_patch_states, InstanceIds=ids, MaxResults=60)
     assert err["Code"] == "ValidationException" and "less than or equal to 50" in err["Message"]
@@ -114,29 +151,52 @@ def test_fleet_has_stale_and_fresh_scans(sandbox):
 
 def test_patch_states_for_patch_group_filters(ssm, nodes):
     group = next(n["patch_group"] for n in nodes if n["managed"] and n["scanned"])
-    all_states = all_pages(ssm.describe_instance_patch_states_for_patch_group, "InstancePatchStates",
-                           PatchGroup=group)
+    all_states = all_pages(ssm.describe_instance_patch_states_for_patch_group, "InstancePatchStates", PatchGroup=group)
     assert all_states and all(s["PatchGroup"] == group for s in all_states)
-    missing = all_pages(ssm.describe_instance_patch_states_for_patch_group, "InstancePatchStates", PatchGroup=group,
-                        Filters=[{"Key": "MissingCount", "Values": ["0"], "Type": "GreaterThan"}])
+    missing = all_pages(
+        ssm.describe_instance_patch_states_for_patch_group,
+        "InstancePatchStates",
+        PatchGroup=group,
+        Filters=[{"Key": "MissingCount", "Values": ["0"], "Type": "GreaterThan"}],
+    )
     assert {s["InstanceId"] for s in missing} == {s["InstanceId"] for s in all_states if s["MissingCount"] > 0}
-    assert _error(ssm.describe_instance_patch_states_for_patch_group, PatchGroup=group,
-                  Filters=[{"Key": "Nope", "Values": ["0"], "Type": "Equal"}])["Code"] == "InvalidFilter"
+    assert (
+        _error(
+            ssm.describe_instance_patch_states_for_patch_group,
+            PatchGroup=group,
+            Filters=[{"Key": "Nope", "Values": ["0"], "Type": "Equal"}],
+        )["Code"]
+        == "InvalidFilter"
+    )
 
 
 def _scanned_windows(sandbox):
-    return next((a, r, n) for a, r, n in _fleet_nodes(sandbox)
-                if n["managed"] and n["scanned"] and n["platform_type"] == "Windows")
+    return next(
+        (a, r, n)
+        for a, r, n in _fleet_nodes(sandbox)
+        if n["managed"] and n["scanned"] and n["platform_type"] == "Windows"
+    )
 
 
 def test_describe_instance_patches_matches_live_service_quirks(sandbox):
     account, region, node = _scanned_windows(sandbox)
     ssm = client(sandbox, "ssm", region=region, account_id=account)
-    patches = ssm.get_paginator("describe_instance_patches").paginate(
-        InstanceId=node["instance_id"]).build_full_result()["Patches"]
+    patches = (
+        ssm.get_paginator("describe_instance_patches")
+        .paginate(InstanceId=node["instance_id"])
+        .build_full_result()["Patches"]
+    )
     states = {p["State"] for p in patches}
-    assert states <= {"Installed", "InstalledOther", "InstalledPendingReboot", "InstalledRejected", "Missing",
-                      "Failed", "NotApplicable", "AvailableSecurityUpdate"}  # CamelCase (aws_domain §1.4)
+    assert states <= {
+        "Installed",
+        "InstalledOther",
+        "InstalledPendingReboot",
+        "InstalledRejected",
+        "Missing",
+        "Failed",
+        "NotApplicable",
+        "AvailableSecurityUpdate",
+    }  # CamelCase (aws_domain §1.4)
     assert "Installed" in states and "NotApplicable" in states
     for p in patches:
         if p["State"] in ("InstalledOther", "NotApplicable"):
@@ -150,8 +210,11 @@ def test_describe_instance_patches_matches_live_service_quirks(sandbox):
 
 
 def test_linux_patches_share_kbid_with_different_titles(sandbox):
-    account, region, node = next((a, r, n) for a, r, n in _fleet_nodes(sandbox)
-                                 if n["managed"] and n["scanned"] and n["platform"] == "Amazon Linux")
+    account, region, node = next(
+        (a, r, n)
+        for a, r, n in _fleet_nodes(sandbox)
+        if n["managed"] and n["scanned"] and n["platform"] == "Amazon Linux"
+    )
     ssm = client(sandbox, "ssm", region=region, account_id=account)
     patches = all_pages(ssm.describe_instance_patches, "Patches", InstanceId=node["instance_id"], MaxResults=100)
     kernels = [p for p in patches if p["KBId"] == "kernel.x86_64" and p["Title"]]
@@ -162,14 +225,18 @@ def test_describe_instance_patches_filters_and_errors(sandbox):
     account, region, node = _scanned_windows(sandbox)
     ssm = client(sandbox, "ssm", region=region, account_id=account)
     iid = node["instance_id"]
-    missing = all_pages(ssm.describe_instance_patches, "Patches", InstanceId=iid,
-                        Filters=[{"Key": "State", "Values": ["Missing"]}])
+    missing = all_pages(
+        ssm.describe_instance_patches, "Patches", InstanceId=iid, Filters=[{"Key": "State", "Values": ["Missing"]}]
+    )
     assert all(p["State"] == "Missing" for p in missing)
-    upper = all_pages(ssm.describe_instance_patches, "Patches", InstanceId=iid,
-                      Filters=[{"Key": "State", "Values": ["MISSING"]}])
+    upper = all_pages(
+        ssm.describe_instance_patches, "Patches", InstanceId=iid, Filters=[{"Key": "State", "Values": ["MISSING"]}]
+    )
     assert upper == missing
-    assert _error(ssm.describe_instance_patches, InstanceId=iid, Filters=[{"Key": "Nope", "Values": ["x"]}]
-                  )["Code"] == "InvalidFilter"
+    assert (
+        _error(ssm.describe_instance_patches, InstanceId=iid, Filters=[{"Key": "Nope", "Values": ["x"]}])["Code"]
+        == "InvalidFilter"
+    )
     assert _error(ssm.describe_instance_patches, InstanceId=iid, MaxResults=101)["Code"] == "ValidationException"
     assert _error(ssm.describe_instance_patches, InstanceId="i-0123456789abcdef0")["Code"] == "InvalidInstanceId"
 
@@ -177,34 +244,58 @@ def test_describe_instance_patches_filters_and_errors(sandbox):
 def test_list_compliance_items_rules(ssm, nodes):
     node = next(n for n in nodes if n["managed"] and n["scanned"])
     iid = node["instance_id"]
-    items = all_pages(ssm.list_compliance_items, "ComplianceItems", ResourceIds=[iid],
-                      ResourceTypes=["ManagedInstance"])
+    items = all_pages(
+        ssm.list_compliance_items, "ComplianceItems", ResourceIds=[iid], ResourceTypes=["ManagedInstance"]
+    )
     types = {i["ComplianceType"] for i in items}
     assert "Patch" in types
     patch = next(i for i in items if i["ComplianceType"] == "Patch")
     assert {"DocumentName", "PatchBaselineId", "PatchState", "PatchGroup", "Classification"} <= set(patch["Details"])
     assert patch["Status"] in ("COMPLIANT", "NON_COMPLIANT", "")
-    only_patch = all_pages(ssm.list_compliance_items, "ComplianceItems", ResourceIds=[iid],
-                           ResourceTypes=["ManagedInstance"],
-                           Filters=[{"Key": "ComplianceType", "Values": ["Patch"], "Type": "EQUAL"}])
+    only_patch = all_pages(
+        ssm.list_compliance_items,
+        "ComplianceItems",
+        ResourceIds=[iid],
+        ResourceTypes=["ManagedInstance"],
+        Filters=[{"Key": "ComplianceType", "Values": ["Patch"], "Type": "EQUAL"}],
+    )
     assert only_patch and {i["ComplianceType"] for i in only_patch} == {"Patch"}
-    assert _error(ssm.list_compliance_items, ResourceIds=[iid, iid], ResourceTypes=["ManagedInstance"]
-                  )["Code"] == "ValidationException"
+    assert (
+        _error(ssm.list_compliance_items, ResourceIds=[iid, iid], ResourceTypes=["ManagedInstance"])["Code"]
+        == "ValidationException"
+    )
     assert _error(ssm.list_compliance_items, ResourceIds=[iid], ResourceTypes=["Bucket"])["Code"] == (
-        "InvalidResourceType")
-    assert _error(ssm.list_compliance_items, ResourceIds=[iid], ResourceTypes=["ManagedInstance"], MaxResults=51
-                  )["Code"] == "ValidationException"
-    assert _error(ssm.list_compliance_items, ResourceIds=[iid], ResourceTypes=["ManagedInstance"],
-                  Filters=[{"Key": "Nope", "Values": ["x"], "Type": "EQUAL"}])["Code"] == "InvalidFilter"
+        "InvalidResourceType"
+    )
+    assert (
+        _error(ssm.list_compliance_items, ResourceIds=[iid], ResourceTypes=["ManagedInstance"], MaxResults=51)["Code"]
+        == "ValidationException"
+    )
+    assert (
+        _error(
+            ssm.list_compliance_items,
+            ResourceIds=[iid],
+            ResourceTypes=["ManagedInstance"],
+            Filters=[{"Key": "Nope", "Values": ["x"], "Type": "EQUAL"}],
+        )["Code"]
+        == "InvalidFilter"
+    )
 
 
 def test_association_items_as_quick_setup_leaves_them(sandbox):
-    account, region, node = next((a, r, n) for a, r, n in _fleet_nodes(sandbox)
-                                 if n["managed"] and n["scanned"] and n["resource_type"] == "EC2Instance")
+    account, region, node = next(
+        (a, r, n)
+        for a, r, n in _fleet_nodes(sandbox)
+        if n["managed"] and n["scanned"] and n["resource_type"] == "EC2Instance"
+    )
     ssm = client(sandbox, "ssm", region=region, account_id=account)
-    items = all_pages(ssm.list_compliance_items, "ComplianceItems", ResourceIds=[node["instance_id"]],
-                      ResourceTypes=["ManagedInstance"],
-                      Filters=[{"Key": "ComplianceType", "Values": ["Association"]}])
+    items = all_pages(
+        ssm.list_compliance_items,
+        "ComplianceItems",
+        ResourceIds=[node["instance_id"]],
+        ResourceTypes=["ManagedInstance"],
+        Filters=[{"Key": "ComplianceType", "Values": ["Association"]}],
+    )
     assert len(items) == 1
     assert set(items[0]["Details"]) == {"DocumentName", "PatchBaselineId", "DocumentVersion"}
 
@@ -216,15 +307,22 @@ def test_resource_and_account_compliance_summaries(ssm, nodes):
     assert {r["ResourceId"] for r in patch_rows} == scanned
     for r in patch_rows:
         assert (r["Status"] == "NON_COMPLIANT") == (r["NonCompliantSummary"]["NonCompliantCount"] > 0)
-    filtered = all_pages(ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems",
-                         Filters=[{"Key": "ComplianceType", "Values": ["Patch"], "Type": "EQUAL"},
-                                  {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}])
-    assert {r["ResourceId"] for r in filtered} == {r["ResourceId"] for r in patch_rows
-                                                    if r["Status"] == "NON_COMPLIANT"}
+    filtered = all_pages(
+        ssm.list_resource_compliance_summaries,
+        "ResourceComplianceSummaryItems",
+        Filters=[
+            {"Key": "ComplianceType", "Values": ["Patch"], "Type": "EQUAL"},
+            {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
+        ],
+    )
+    assert {r["ResourceId"] for r in filtered} == {
+        r["ResourceId"] for r in patch_rows if r["Status"] == "NON_COMPLIANT"
+    }
     summary = {s["ComplianceType"]: s for s in ssm.list_compliance_summaries()["ComplianceSummaryItems"]}
     patch = summary["Patch"]
     assert patch["CompliantSummary"]["CompliantCount"] + patch["NonCompliantSummary"]["NonCompliantCount"] == len(
-        patch_rows)
+        patch_rows
+    )
     assert _error(ssm.list_resource_compliance_summaries, MaxResults=51)["Code"] == "ValidationException"
 
 
@@ -238,7 +336,10 @@ def test_patch_baselines_match_the_nodes(sandbox):
     got = ssm.get_patch_baseline_for_patch_group(PatchGroup=windows["patch_group"])  # OperatingSystem defaults WINDOWS
     assert got["BaselineId"] == windows["baseline_id"] and got["OperatingSystem"] == "WINDOWS"
     al = next(n for n in nodes if n["platform"] != "Microsoft Windows Server 2022 Datacenter")
-    os_name = {"Amazon Linux": "AMAZON_LINUX_2023", "Ubuntu": "UBUNTU",
-               "Red Hat Enterprise Linux": "REDHAT_ENTERPRISE_LINUX"}[al["platform"]]
+    os_name = {
+        "Amazon Linux": "AMAZON_LINUX_2023",
+        "Ubuntu": "UBUNTU",
+        "Red Hat Enterprise Linux": "REDHAT_ENTERPRISE_LINUX",
+    }[al["platform"]]
     got = ssm.get_patch_baseline_for_patch_group(PatchGroup=al["patch_group"], OperatingSystem=os_name)
     assert got["BaselineId"] == al["baseline_id"]

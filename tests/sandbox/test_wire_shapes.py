@@ -89,8 +89,11 @@ def test_ssm_responses_conform_to_the_model(sandbox, recorded):
     nodes = [n for n in sandbox.nodes(MGMT, "us-east-1") if n["managed"]]
     ids = [n["instance_id"] for n in nodes]
     scanned = next(n["instance_id"] for n in nodes if n["scanned"])
-    ok = next(n["instance_id"] for n in nodes if n["ping_status"] == "Online"
-              and seeded_outcome(7, n["instance_id"], "AWS-RunPatchBaseline")[0] == "Success")
+    ok = next(
+        n["instance_id"]
+        for n in nodes
+        if n["ping_status"] == "Online" and seeded_outcome(7, n["instance_id"], "AWS-RunPatchBaseline")[0] == "Success"
+    )
     all_pages(ssm.describe_instance_information, "InstanceInformationList")
     all_pages(ssm.describe_instance_patch_states, "InstancePatchStates", InstanceIds=ids)
     group = next(n["patch_group"] for n in nodes if n["scanned"])
@@ -100,8 +103,9 @@ def test_ssm_responses_conform_to_the_model(sandbox, recorded):
     all_pages(ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems")
     ssm.list_compliance_summaries()
     ssm.describe_patch_baselines()
-    cmd = ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=ids,
-                           Parameters={"Operation": ["Scan"]})["Command"]
+    cmd = ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=ids, Parameters={"Operation": ["Scan"]})[
+        "Command"
+    ]
     for step in (0, 2, 5, 5000):
         sandbox.admin("advance", seconds=step)
         ssm.list_commands(CommandId=cmd["CommandId"])
