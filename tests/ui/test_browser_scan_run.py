@@ -82,6 +82,16 @@ def test_page_shows_the_published_run(scanned):
         wait_for(driver, "[data-state='report']")
         page = driver.page_source
         full_page_screenshot(driver, REPO / "artifacts" / "scan_run_page.png")
+        # the run's own HTML report (published by the report step) opens from the page with its charts
+        from selenium.webdriver.common.by import By
+
+        driver.find_element(By.CSS_SELECTOR, "[data-link='latest-report']").click()
+        wait_for(driver, "svg")
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg")
+        report_text = driver.find_element(By.TAG_NAME, "body").text
+        full_page_screenshot(driver, REPO / "artifacts" / "scan_run_report.png")
+    assert len(charts) >= 4
+    assert summary["run_id"] in report_text
     assert summary["run_id"] in page
     assert f"{totals['nodes']:,}" in page
     assert f"{totals['compliant_pct']:.1f}%" in page

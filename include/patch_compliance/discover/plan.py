@@ -135,7 +135,7 @@ def shard_label(shard: list[Target]) -> str:
     ous = sorted({t.ou_path.rsplit("/", 1)[-1] for t in shard})
     accts = sorted({t.account_id for t in shard})
     regions = sorted({t.region for t in shard})
-    ou_text = ous[0] if len(ous) == 1 else f"{ous[0]}+{len(ous) - 1}"
+    ou_text = ", ".join(ous) if len(ous) <= 2 else f"{ous[0]} +{len(ous) - 1} OUs"
     acct_text = accts[0] if len(accts) == 1 else f"{accts[0]}..{accts[-1]}"
     region_text = regions[0] if len(regions) == 1 else f"{len(regions)} regions"
     return f"{ou_text} / {acct_text} / {region_text}"
