@@ -19,6 +19,9 @@ def main() -> int:
     args = parser.parse_args()
     env = local_env(args.port, ROOT / "airflow_home" / "standalone")
     env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"  # local only: no login page
+    # Unpaused: the scan DAG starts its latest scheduled run at once, so there is a run to watch, and the trends
+    # DAG follows the published tables.
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     from include.patch_compliance.config import load_config
 

@@ -32,6 +32,8 @@ def local_env(port: int, airflow_home: Path) -> dict[str, str]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     )
+    # `airflow standalone` starts its components as `airflow ...` by name: the venv's bin must be on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
     return env
