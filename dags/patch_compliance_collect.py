@@ -21,11 +21,12 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from include.patch_compliance.config import wave_layout
+from include.patch_compliance.config import collect_schedule
 from include.patch_compliance.dags.common import DEFAULT_ARGS, TAGS, run_params
 from include.patch_compliance.dags.wiring import collect_only, tasks
 
-_, SCHEDULE = wave_layout()
+# Manual unless orchestration.collect_schedule is set (it must not fire with the scan DAG: same run ids).
+SCHEDULE = collect_schedule()
 
 
 @dag(

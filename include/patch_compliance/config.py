@@ -110,20 +110,49 @@ class CollectConfig(_Model):
 
 
 class OrchestrationConfig(_Model):
-    schedule: str | None = "0 3 * * *"
+    schedule: str | None = Field("0 3 * * *", description="patch_compliance_scan's cron")
+    collect_schedule: str | None = Field(None, description="patch_compliance_collect's cron; null = manual only")
     shard_size: Annotated[int, Field(ge=1, le=500)] = 25
     max_workers: Annotated[int, Field(ge=1, le=64)] = 8
 
-    @field_validator("schedule")
+    @field_validator("schedule", "collect_schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("@"):
-            return value
         from croniter import croniter
 
-        if not croniter.is_valid(value):
-            raise ValueError("must be a 5-field cron expression such as '0 3 * * *', an @preset, or null")
-        return value
+        if value is None or croniter.is_valid(value):
+            return value
+        raise ValueError("must be a 5-field cron expression such as '0 3 * * *', an @daily-style preset, or null")
+
+    @model_validator(mode="after")
+    def _distinct_fire_times(self) -> OrchestrationConfig:
+        # Scheduled run ids are "scheduled__<time>": two DAGs firing together would share run ids, and with them
+        # the run's report keys.
+        if self.schedule and self.collect_schedule:
+            shared = _first_shared_fire_time(self.schedule, self.collect_schedule)
+            if shared:
+                raise ValueError(
+                    f"schedule {self.schedule!r} and collect_schedule {self.collect_schedule!r} both fire at "
+                    f"{shared}: the scan and collect DAGs would get the same run ids and overwrite each other's "
+                    "reports; offset one of them (e.g. '0 3 * * *' and '30 3 * * *') or set collect_schedule: null"
+                )
+        return self
+
+
+def _first_shared_fire_time(a: str, b: str, horizon: int = 2000) -> str | None:
+    from datetime import datetime
+
+    from croniter import croniter
+
+    start = datetime(2026, 1, 1)
+    times_a = croniter(a, start)
+    fire_a = {times_a.get_next(datetime) for _ in range(horizon)}
+    times_b = croniter(b, start)
+    for _ in range(horizon):
+        when = times_b.get_next(datetime)
+        if when in fire_a:
+            return when.strftime("%Y-%m-%d %H:%M")
+    return None
 
 
 class ReportsConfig(_Model):
@@ -253,6 +282,14 @@ def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | N
         return waves or [{"name": "all", "ous": ["*"], "parallel": False}], schedule
     except Exception:  # noqa: BLE001 - parse time must never fail on config; the task reports it
         return [{"name": "all", "ous": ["*"], "parallel": False}], None
+
+
+def collect_schedule(path: Path | None = None) -> str | None:
+    """patch_compliance_collect's schedule at parse time, read leniently like ``wave_layout``."""
+    try:
+        return (load_raw(path).get("orchestration") or {}).get("collect_schedule")
+    except Exception:  # noqa: BLE001 - parse time must never fail on config
+        return None
 
 
 def reports_location(path: Path | None = None) -> tuple[str, str]:

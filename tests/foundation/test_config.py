@@ -38,6 +38,10 @@ def test_env_var_selects_the_file(tmp_path, monkeypatch):
         ({"access": {"session_duration_seconds": 100}}, r"access\.session_duration_seconds: 100"),
         ({"orchestration": {"schedule": "every day"}}, r"orchestration\.schedule: 'every day'.*5-field cron"),
         ({"orchestration": {"shard_size": 0}}, r"orchestration\.shard_size: 0"),
+        (
+            {"orchestration": {"schedule": "0 3 * * *", "collect_schedule": "0 */3 * * *"}},
+            r"orchestration: .*both fire at 2026-01-01 03:00: the scan and collect DAGs would get the same run ids",
+        ),
         ({"reports": {"bucket": "Bad_Bucket"}}, r"reports\.bucket: 'Bad_Bucket' is not allowed"),
         ({"thresholds": {"sla_days": {"URGENT": 1}}}, r"thresholds\.sla_days: .*unknown severity \['URGENT'\]"),
         ({"waves": [{"name": "a", "ous": ["*"]}, {"name": "b", "ous": ["*"]}]}, r"only one wave may take"),
@@ -53,6 +57,12 @@ def test_errors_name_field_value_and_rule(patch, expected):
         data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     with pytest.raises(ConfigError, match=expected):
         parse_config(data, "test.yaml")
+
+
+def test_offset_schedules_are_fine():
+    cfg = parse_config({**MINIMAL, "orchestration": {"schedule": "0 3 * * *", "collect_schedule": "30 3 * * *"}})
+    assert cfg.orchestration.collect_schedule == "30 3 * * *"
+    assert parse_config(MINIMAL).orchestration.collect_schedule is None  # collect DAG is manual by default
 
 
 def test_every_error_is_listed_at_once():
