@@ -16,10 +16,6 @@ from include.patch_compliance.storage import list_keys
 from include.patch_compliance.wait.status import failure_ratio
 
 
-class WaveHeld(Exception):
-    """An Install wave held back because the previous wave failed on too many nodes."""
-
-
 def plan_fleet(run: RunContext, ou_ids: list[str] | None = None, regions: list[str] | None = None) -> dict[str, Any]:
     """Walk the organization, build the plan, store it in S3; return the small per-wave shard references."""
     units, accounts = walk_organization(run.hub.client("organizations", GLOBAL_REGION))

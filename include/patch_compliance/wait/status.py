@@ -18,20 +18,6 @@ from include.patch_compliance.aws import AwsContext, TargetUnreachable, error_co
 TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
 # Invocation Status values that are final (CommandInvocationStatus enum, aws_domain §1.2).
 TERMINAL_INVOCATION_STATUSES = frozenset({"Success", "Cancelled", "TimedOut", "Failed"})
-# StatusDetails that count as "the node was not patched or scanned", for wave gating.
-FAILED_DETAILS = frozenset(
-    {
-        "Failed",
-        "Execution Timed Out",
-        "Delivery Timed Out",
-        "Undeliverable",
-        "Terminated",
-        "Invalid Platform",
-        "Access Denied",
-        "Cancelled",
-        "Canceled",
-    }
-)
 
 
 @dataclass(frozen=True)
