@@ -111,41 +111,23 @@ def final_gate(run: RunContext, totals: dict[str, Any]) -> str:
 def report(run: RunContext) -> dict[str, Any]:
     """Build the run's tables from everything staged (raw documents, command outcomes, the previous snapshot of
     this DAG) and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical."""
-    from include.patch_compliance.publish.reports import load_history, load_previous_snapshot, publish_reports
-    from include.patch_compliance.transform.build import build_tables
-    from include.patch_compliance.transform.summary import summarize
+    from include.patch_compliance.publish.reports import build_and_publish
 
-    now = run.run_after
-    snapshot_date = now.date()
     reports = run.cfg.reports
-    previous = load_previous_snapshot(
-        run.hub, reports, run.dag_id, exclude_run_id=run.run_id, on_or_before=snapshot_date
-    )
-    tables = build_tables(
+    published = build_and_publish(
+        run.hub,
+        reports,
         read_records(run, "raw"),
         read_records(run, "commands"),
-        previous,
         run_id=run.run_id,
         dag_id=run.dag_id,
-        snapshot_date=snapshot_date,
-        now=now,
+        now=run.run_after,
         sla_days=run.cfg.thresholds.sla_days,
         stale_after_days=run.cfg.collect.stale_after_days,
     )
-    summary = summarize(
-        tables,
-        run_id=run.run_id,
-        dag_id=run.dag_id,
-        snapshot_date=snapshot_date,
-        generated_at=now,
-        history=load_history(run.hub, reports, run.dag_id),
-        trend_runs=reports.history_runs,
-    )
-    written = publish_reports(
-        run.hub, reports, tables, summary, run_id=run.run_id, dag_id=run.dag_id, snapshot_date=snapshot_date
-    )
+    written = published.written
     return {
-        "totals": summary["totals"],
+        "totals": published.summary["totals"],
         "report_url": written["report.html"],
         "summary_uri": written["summary.json"],
         "run_prefix": written["report.html"].split(f"s3://{reports.bucket}/", 1)[1].rsplit("/", 1)[0],

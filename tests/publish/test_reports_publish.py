@@ -15,7 +15,12 @@ from moto import mock_aws
 
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import ReportsConfig
-from include.patch_compliance.publish.reports import load_history, load_previous_snapshot, publish_reports
+from include.patch_compliance.publish.reports import (
+    build_and_publish,
+    load_history,
+    load_previous_snapshot,
+    publish_reports,
+)
 from include.patch_compliance.storage import safe_run_id
 from include.patch_compliance.transform import build_tables
 from include.patch_compliance.transform.schema import PARTITION_COLUMN, RUN_TABLES
@@ -84,28 +89,10 @@ def run(ctx, day: int, *, run_id: str | None = None, cfg: ReportsConfig | None =
     when = NOW + timedelta(days=day)
     run_id = run_id or f"scheduled__{when.isoformat()}"
     docs, commands = day_docs(day)
-    previous = load_previous_snapshot(ctx, cfg, DAG, exclude_run_id=run_id)
-    tables = build_tables(
-        docs,
-        commands,
-        previous,
-        run_id=run_id,
-        dag_id=DAG,
-        snapshot_date=when.date(),
-        now=when,
-        sla_days=SLA,
-        stale_after_days=7,
+    published = build_and_publish(
+        ctx, cfg, docs, commands, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
     )
-    summary = summarize(
-        tables,
-        run_id=run_id,
-        dag_id=DAG,
-        snapshot_date=when.date(),
-        generated_at=when,
-        history=load_history(ctx, cfg, DAG),
-    )
-    uris = publish_reports(ctx, cfg, tables, summary, run_id=run_id, dag_id=DAG, snapshot_date=when.date())
-    return tables, uris, previous
+    return published.tables, published.written, published.previous
 
 
 def get(ctx, uri: str) -> bytes:

@@ -11,9 +11,7 @@ from fastapi.testclient import TestClient
 
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import ReportsConfig
-from include.patch_compliance.publish.reports import load_history, publish_reports
-from include.patch_compliance.transform import build_tables
-from include.patch_compliance.transform.summary import summarize
+from include.patch_compliance.publish.reports import build_and_publish
 from include.patch_compliance.ui.app import create_app
 from tests.fixtures.raw.builders import (
     NOW,
@@ -51,27 +49,10 @@ def publish_run(ctx: AwsContext, day: int) -> dict:
     commands = [command_record(i, requested=when - timedelta(minutes=30)) for i in (A, B)]
     run_id = f"scheduled__{when.isoformat()}"
     cfg = ReportsConfig(bucket=BUCKET, prefix=PREFIX)
-    tables = build_tables(
-        docs,
-        commands,
-        None,
-        run_id=run_id,
-        dag_id=DAG,
-        snapshot_date=when.date(),
-        now=when,
-        sla_days=SLA,
-        stale_after_days=7,
+    published = build_and_publish(
+        ctx, cfg, docs, commands, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
     )
-    summary = summarize(
-        tables,
-        run_id=run_id,
-        dag_id=DAG,
-        snapshot_date=when.date(),
-        generated_at=when,
-        history=load_history(ctx, cfg, DAG),
-    )
-    publish_reports(ctx, cfg, tables, summary, run_id=run_id, dag_id=DAG, snapshot_date=when.date())
-    return summary
+    return published.summary
 
 
 def test_page_shows_what_publish_reports_wrote(configured, s3, s3_endpoint: str) -> None:

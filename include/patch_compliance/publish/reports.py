@@ -9,8 +9,8 @@ overwrites the same keys with the same bytes.
 from __future__ import annotations
 
 import json
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -189,3 +189,53 @@ def publish_fleet_daily(ctx: AwsContext, reports: ReportsConfig, frame: pd.DataF
             kms_key_id=reports.kms_key_id,
         )
     return written
+
+
+class PublishedRun(NamedTuple):
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, Any]
+    written: dict[str, str]  # name -> s3 URI
+    previous: PreviousSnapshot | None  # what the delta and first_seen were computed against
+
+
+def build_and_publish(
+    ctx: AwsContext,
+    reports: ReportsConfig,
+    raw_docs: list[dict],
+    command_records: list[dict],
+    *,
+    run_id: str,
+    dag_id: str,
+    now: datetime,
+    sla_days: dict[str, int],
+    stale_after_days: int,
+) -> PublishedRun:
+    """The report step: previous snapshot of this DAG (never this run itself), tables, summary with the trend,
+    then every object. ``now`` is the run's clock, so re-running a run rewrites the same bytes."""
+    from include.patch_compliance.transform.build import build_tables
+    from include.patch_compliance.transform.summary import summarize
+
+    snapshot_date = now.date()
+    previous = load_previous_snapshot(ctx, reports, dag_id, exclude_run_id=run_id, on_or_before=snapshot_date)
+    tables = build_tables(
+        raw_docs,
+        command_records,
+        previous,
+        run_id=run_id,
+        dag_id=dag_id,
+        snapshot_date=snapshot_date,
+        now=now,
+        sla_days=sla_days,
+        stale_after_days=stale_after_days,
+    )
+    summary = summarize(
+        tables,
+        run_id=run_id,
+        dag_id=dag_id,
+        snapshot_date=snapshot_date,
+        generated_at=now,
+        history=load_history(ctx, reports, dag_id),
+        trend_runs=reports.history_runs,
+    )
+    written = publish_reports(ctx, reports, tables, summary, run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
+    return PublishedRun(tables, summary, written, previous)
