@@ -257,9 +257,9 @@ def test_nodes_csv(s3):
     assert frame["last_scan_time"].dropna().str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").all()
 
 
-def test_publish_rejects_a_mismatched_summary(s3):
-    docs, commands = day_docs(0)
-    tables = build_tables(
+def first_day_tables(docs, commands):
+    """Tables of a first run (no previous snapshot), run id r1."""
+    return build_tables(
         docs,
         commands,
         None,
@@ -270,6 +270,11 @@ def test_publish_rejects_a_mismatched_summary(s3):
         sla_days=SLA,
         stale_after_days=7,
     )
+
+
+def test_publish_rejects_a_mismatched_summary(s3):
+    docs, commands = day_docs(0)
+    tables = first_day_tables(docs, commands)
     summary = summarize(tables, run_id="r2", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
     with pytest.raises(ValueError, match="summary is for run 'r2'"):
         publish_reports(s3, reports_cfg(), tables, summary, run_id="r1", dag_id=DAG, snapshot_date=NOW.date())
@@ -344,17 +349,7 @@ def test_report_html_escapes_names(s3):
 
     docs, commands = day_docs(0)
     docs[0]["target"]["account_name"] = "<script>alert(1)</script>"
-    tables = build_tables(
-        docs,
-        commands,
-        None,
-        run_id="r1",
-        dag_id=DAG,
-        snapshot_date=NOW.date(),
-        now=NOW,
-        sla_days=SLA,
-        stale_after_days=7,
-    )
+    tables = first_day_tables(docs, commands)
     summary = summarize(tables, run_id="r1", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
     html = render_html(summary, tables).decode()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
