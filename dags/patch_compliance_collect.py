@@ -12,7 +12,7 @@ and collection as `patch_compliance_scan`, but **no SSM command is sent**.
    run afterwards when too many account-regions were unreachable.
 
 A failed `collect` means the step itself broke (S3 or credentials); an unreachable account is data, recorded in
-the report. Configuration: `include/config/fleet.yaml` or `$PATCH_COMPLIANCE_CONFIG`.
+the report. Configuration: the YAML file named by `$PATCH_COMPLIANCE_CONFIG`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from datetime import datetime
 from airflow.sdk import dag
 
 from include.patch_compliance.config import collect_schedule
-from include.patch_compliance.dags.common import DEFAULT_ARGS, TAGS, run_params
-from include.patch_compliance.dags.wiring import collect_only, tasks
+from include.patch_compliance.orchestration import airflow_tasks
+from include.patch_compliance.orchestration.dag_wiring import collect_only
+from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS, run_params
 
 # Manual unless orchestration.collect_schedule is set (it must not fire with the scan DAG: same run ids).
 SCHEDULE = collect_schedule()
@@ -41,7 +42,7 @@ SCHEDULE = collect_schedule()
     doc_md=__doc__,
 )
 def patch_compliance_collect():
-    collect_only(tasks.discover())
+    collect_only(airflow_tasks.discover())
 
 
 patch_compliance_collect()

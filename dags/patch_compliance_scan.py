@@ -16,7 +16,7 @@ then collects both result channels and publishes the reports.
    account-regions were unreachable or a wave was held back.
 
 A failed node (Failed, Undeliverable, timed out) does **not** fail the run: it is data in the report.
-Configuration: `include/config/fleet.yaml` or `$PATCH_COMPLIANCE_CONFIG` (see `config.example.yaml`).
+Configuration: the YAML file named by `$PATCH_COMPLIANCE_CONFIG` (see `config.example.yaml`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from datetime import datetime
 from airflow.sdk import dag
 
 from include.patch_compliance.config import wave_layout
-from include.patch_compliance.dags.common import DEFAULT_ARGS, TAGS, run_params
-from include.patch_compliance.dags.wiring import publish_chain, scan_waves, tasks
+from include.patch_compliance.orchestration import airflow_tasks
+from include.patch_compliance.orchestration.dag_wiring import publish_chain, scan_waves
+from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS, run_params
 
 WAVES, SCHEDULE = wave_layout()
 
@@ -44,7 +45,7 @@ WAVES, SCHEDULE = wave_layout()
     doc_md=__doc__,
 )
 def patch_compliance_scan():
-    plan = tasks.discover()
+    plan = airflow_tasks.discover()
     publish_chain(scan_waves(plan, WAVES))
 
 

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from include.patch_compliance.dags.assets import nodes_asset
-from include.patch_compliance.dags.common import DEFAULT_ARGS, TAGS
-from include.patch_compliance.dags.tasks import fleet_daily
+from include.patch_compliance.orchestration.airflow_tasks import fleet_daily
+from include.patch_compliance.orchestration.assets import nodes_asset
+from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS
 
 
 @dag(

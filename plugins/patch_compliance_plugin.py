@@ -11,8 +11,8 @@ from __future__ import annotations
 from airflow.api_fastapi.core_api.security import requires_authenticated
 from airflow.plugins_manager import AirflowPlugin
 
+from include.patch_compliance.orchestration.links import S3ReportLink, SecurityHubFindingsLink, SsmRunCommandLink
 from include.patch_compliance.ui.app import create_app
-from include.patch_compliance.ui.links import S3ReportLink, SecurityHubFindingsLink, SsmRunCommandLink
 
 URL_PREFIX = "/patch-compliance"
 

@@ -22,7 +22,7 @@ def main() -> int:
     # Unpaused: the scan DAG starts its latest scheduled run at once, so there is a run to watch, and the trends
     # DAG follows the published tables.
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "PATCH_COMPLIANCE_"))})
     from include.patch_compliance.config import load_config
 
     with sandbox(args.port, env, log=ROOT / "artifacts" / "standalone" / "sandbox.log"):

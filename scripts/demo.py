@@ -53,7 +53,7 @@ def main() -> int:
     airflow_home = ROOT / "airflow_home" / "demo"
     logs = ROOT / "artifacts" / "demo"
     env = local_env(args.port, airflow_home)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "PATCH_COMPLIANCE_"))})
     from include.patch_compliance.config import load_config
 
     cfg = load_config()

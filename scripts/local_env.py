@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The emulated organization's config (the product has no default file; every component must be given one).
+EMULATOR_CONFIG = ROOT / "sandbox" / "fleet-config.yaml"
 
 
 def local_env(port: int, airflow_home: Path) -> dict[str, str]:
@@ -20,6 +22,7 @@ def local_env(port: int, airflow_home: Path) -> dict[str, str]:
     env.update(
         {
             "PYTHONPATH": str(ROOT),
+            "PATCH_COMPLIANCE_CONFIG": str(EMULATOR_CONFIG),
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),

@@ -1,7 +1,8 @@
 """Typed configuration: one YAML file, validated when a task starts (never at DAG parse time).
 
-Default file: ``include/config/fleet.yaml`` (points at the local emulator); override with the env var
-``PATCH_COMPLIANCE_CONFIG``. ``config.example.yaml`` documents every key for real AWS.
+The file is named by the env var ``PATCH_COMPLIANCE_CONFIG``; there is no default, so a deployment can never run
+on somebody else's settings (the emulator's own file is ``sandbox/fleet-config.yaml``, passed explicitly by
+``make demo``/``make airflow`` and the tests). ``config.example.yaml`` documents every key for real AWS.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "fleet.yaml"
+from include.patch_compliance.vocab import (
+    ACCOUNT_ID_PATTERN,
+    OU_REF_PATTERN,
+    PATCH_DOCUMENT,
+    REGION_PATTERN,
+    SEVERITIES,
+    WAVE_NAME_PATTERN,
+)
 
-OU_ID = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
-# An OU is named by id or by path from the root ("Root/Workloads/Prod"): paths survive re-creating an emulator.
-OU_REF = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$"
-ROOT_ID = r"^r-[0-9a-z]{4,32}$"
-ACCOUNT_ID = r"^\d{12}$"
-REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
+CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
+
+# A wave takes OUs by id or path, or "*" for every OU no other wave names.
+WAVE_OU_REF = r"^(\*|" + OU_REF_PATTERN[2:-2] + r")$"
 # SendCommand patterns (botocore ssm model, aws_domain §1.1).
 MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")
 
 
 class ConfigError(ValueError):
@@ -40,12 +44,12 @@ class _Model(BaseModel):
 class OrganizationConfig(_Model):
     """Which part of the organization to scan."""
 
-    include_ous: list[Annotated[str, Field(pattern=OU_REF)]] = Field(
+    include_ous: list[Annotated[str, Field(pattern=OU_REF_PATTERN)]] = Field(
         default_factory=list, description="OUs (id or path) to scan with their descendants; empty = the whole org."
     )
-    exclude_ous: list[Annotated[str, Field(pattern=OU_REF)]] = Field(default_factory=list)
-    include_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID)]] = Field(default_factory=list)
-    exclude_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID)]] = Field(default_factory=list)
+    exclude_ous: list[Annotated[str, Field(pattern=OU_REF_PATTERN)]] = Field(default_factory=list)
+    include_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]] = Field(default_factory=list)
+    exclude_accounts: list[Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]] = Field(default_factory=list)
 
 
 class AccessConfig(_Model):
@@ -61,10 +65,8 @@ class AccessConfig(_Model):
 class WaveConfig(_Model):
     """A wave scans a set of OUs; waves run in order. ``ous: ["*"]`` takes every OU not named by another wave."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-    ous: list[Annotated[str, Field(pattern=r"^(\*|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$")]] = Field(
-        min_length=1
-    )
+    name: Annotated[str, Field(pattern=WAVE_NAME_PATTERN)]
+    ous: list[Annotated[str, Field(pattern=WAVE_OU_REF)]] = Field(min_length=1)
     parallel_with_previous: bool = False
 
 
@@ -90,7 +92,7 @@ class WaitConfig(_Model):
 
 
 class ScanConfig(_Model):
-    document_name: Literal["AWS-RunPatchBaseline"] = "AWS-RunPatchBaseline"
+    document_name: Literal["AWS-RunPatchBaseline"] = PATCH_DOCUMENT
     # The operation is a run param (default Scan); Install needs this opt-in as well (see scan/command.py).
     allow_install: bool = False
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "NoReboot"
@@ -199,7 +201,7 @@ class SecurityHubConfig(_Model):
 
 
 class FleetConfig(_Model):
-    regions: list[Annotated[str, Field(pattern=REGION)]] = Field(min_length=1)
+    regions: list[Annotated[str, Field(pattern=REGION_PATTERN)]] = Field(min_length=1)
     organization: OrganizationConfig = OrganizationConfig()
     access: AccessConfig = AccessConfig()
     waves: list[WaveConfig] = Field(default_factory=lambda: [WaveConfig(name="all", ous=["*"])], min_length=1)
@@ -244,8 +246,19 @@ def parse_config(data: Any, source: str = "config") -> FleetConfig:
         raise ConfigError(f"invalid configuration in {source}:\n{lines}") from None
 
 
+class ConfigMissing(ConfigError):
+    """No configuration file was named: nothing to run on."""
+
+
 def config_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    value = os.environ.get(CONFIG_ENV, "").strip()
+    if not value:
+        raise ConfigMissing(
+            f"no configuration: {CONFIG_ENV} is not set. Copy config.example.yaml from the project's repository, "
+            f"set regions, reports.bucket and the member role for your organization, and point {CONFIG_ENV} at "
+            "the copy (the same file for every Airflow component)."
+        )
+    return Path(value)
 
 
 def load_raw(path: Path | None = None) -> dict[str, Any]:
@@ -276,7 +289,7 @@ def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | N
                 "parallel": bool(w.get("parallel_with_previous", False)),
             }
             for w in raw.get("waves") or []
-            if re.match(r"^[a-z][a-z0-9_]{0,39}$", str(w.get("name")))
+            if re.match(WAVE_NAME_PATTERN, str(w.get("name")))
         ]
         schedule = (raw.get("orchestration") or {}).get("schedule", "0 3 * * *")
         return waves or [{"name": "all", "ous": ["*"], "parallel": False}], schedule

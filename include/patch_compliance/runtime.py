@@ -50,15 +50,12 @@ class RunContext:
         return self.cfg.reports.bucket
 
     def key(self, kind: str, wave: str | None = None, shard: int | None = None) -> str:
-        """Staging key; kinds beyond storage's (scan, gate) live in the same run folder."""
-        if kind in ("scan", "gate"):
-            name = f"shard={shard:04d}.json.gz" if shard is not None else "wave.json.gz"
-            return f"{staging_prefix(self.cfg.reports.prefix, self.run_id)}{kind}/{wave}/{name}"
+        """This run's staging key of ``kind`` (storage.staging_key)."""
         return staging_key(self.cfg.reports.prefix, self.run_id, kind, wave, shard)
 
     def prefix(self, kind: str, wave: str | None = None) -> str:
-        base = staging_prefix(self.cfg.reports.prefix, self.run_id)
-        return f"{base}{kind}/" + (f"{wave}/" if wave else "")
+        """This run's staging folder of ``kind``, optionally one wave."""
+        return staging_prefix(self.cfg.reports.prefix, self.run_id, kind, wave)
 
     def put(self, key: str, obj: Any) -> str:
         return put_json_gz(self.hub, self.bucket, key, obj, kms_key_id=self.cfg.reports.kms_key_id)

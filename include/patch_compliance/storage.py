@@ -1,7 +1,8 @@
 """Run-scoped S3 keys and gzip-JSON / bytes read-write, all through ``aws/`` (the one AWS module).
 
 Layout (docs/architecture.md):
-``<prefix>/_staging/run=<safe_run_id>/<kind>/<wave>/shard=<nnnn>.json.gz`` with kind raw | commands | plan.
+``<prefix>/_staging/run=<safe_run_id>/<kind>/<wave>/shard=<nnnn>.json.gz`` with kind raw | commands | scan (per
+shard), ``gate/<wave>/wave.json.gz`` (per wave) and ``plan.json.gz`` (per run).
 Every object is written with server-side encryption: ``aws:kms`` + key when a key id is given, else ``AES256``.
 """
 
@@ -17,10 +18,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.patch_compliance.aws import AwsContext, error_code, paginate
+from include.patch_compliance.vocab import WAVE_NAME_PATTERN
 
-STAGING_KINDS = ("raw", "commands", "plan")
+# Per-shard kinds, the per-wave kind and the per-run kind of staging object.
+SHARD_KINDS = ("raw", "commands", "scan")
+WAVE_KINDS = ("gate",)
+RUN_KINDS = ("plan",)
+STAGING_KINDS = SHARD_KINDS + WAVE_KINDS + RUN_KINDS
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_WAVE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_WAVE = re.compile(WAVE_NAME_PATTERN)
 _MAX_SAFE_LEN = 120
 
 
@@ -61,15 +67,21 @@ def staging_prefix(prefix: str, run_id: str, kind: str | None = None, wave: str 
 
 
 def staging_key(prefix: str, run_id: str, kind: str, wave: str | None = None, shard: int | None = None) -> str:
-    """Key of one staging object. raw/commands need a wave and shard; plan may omit both (one object per run)."""
+    """Key of one staging object: raw/commands/scan need a wave and a shard, gate a wave, plan neither."""
     _check_kind(kind)
     base = staging_prefix(prefix, run_id)
-    if wave is None and shard is None:
-        if kind != "plan":
-            raise ValueError(f"staging kind {kind!r} needs a wave and a shard number")
-        return f"{base}plan.json.gz"
-    if wave is None or shard is None:
-        raise ValueError("give both wave and shard, or neither (plan only)")
+    if kind in RUN_KINDS:
+        if wave is not None or shard is not None:
+            raise ValueError(f"staging kind {kind!r} is one object per run: give no wave and no shard")
+        return f"{base}{kind}.json.gz"
+    if wave is None:
+        raise ValueError(f"staging kind {kind!r} needs a wave")
+    if kind in WAVE_KINDS:
+        if shard is not None:
+            raise ValueError(f"staging kind {kind!r} is one object per wave: give no shard")
+        return f"{base}{kind}/{_check_wave(wave)}/wave.json.gz"
+    if shard is None:
+        raise ValueError(f"staging kind {kind!r} needs a wave and a shard number")
     if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard <= 9999:
         raise ValueError(f"shard must be an int in 0..9999, got {shard!r}")
     return f"{base}{kind}/{_check_wave(wave)}/shard={shard:04d}.json.gz"

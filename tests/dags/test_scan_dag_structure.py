@@ -30,7 +30,7 @@ def test_shard_tasks_are_mapped_and_labelled(scan_dag):
 def test_params_validate_operation_ou_and_region():
     from airflow.sdk.definitions.param import ParamsDict
 
-    from include.patch_compliance.dags.common import run_params
+    from include.patch_compliance.orchestration.params import run_params
 
     params = ParamsDict(run_params(with_operation=True))
     params.validate()

@@ -12,7 +12,7 @@ MINIMAL = {"regions": ["eu-west-1"], "reports": {"bucket": "my-reports"}}
 
 
 def test_default_and_example_configs_are_valid():
-    default = load_config(ROOT / "include" / "config" / "fleet.yaml")
+    default = load_config(ROOT / "sandbox" / "fleet-config.yaml")
     assert default.reports.bucket and default.waves
     example = parse_config(yaml.safe_load((ROOT / "config.example.yaml").read_text()), "config.example.yaml")
     assert example.scan.allow_install is False
@@ -84,6 +84,6 @@ def test_wave_layout_never_fails_at_parse_time(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(": : :")
     assert wave_layout(broken) == ([{"name": "all", "ous": ["*"], "parallel": False}], None)
-    waves, schedule = wave_layout(ROOT / "include" / "config" / "fleet.yaml")
+    waves, schedule = wave_layout(ROOT / "sandbox" / "fleet-config.yaml")
     assert [w["name"] for w in waves] == ["canary", "infrastructure", "workloads"]
     assert schedule == "0 3 * * *"

@@ -28,7 +28,7 @@ PREFIX = "pc"
 
 
 def _config(path: Path, max_unreachable_ratio: float) -> Path:
-    base = yaml.safe_load((ROOT / "include" / "config" / "fleet.yaml").read_text())
+    base = yaml.safe_load((ROOT / "sandbox" / "fleet-config.yaml").read_text())
     base["reports"] = {"bucket": BUCKET, "prefix": PREFIX}
     base["thresholds"] = {"max_unreachable_ratio": max_unreachable_ratio}
     base["scan"]["wait"] = {"poke_interval_seconds": 5, "timeout_seconds": 900, "deferrable": True}

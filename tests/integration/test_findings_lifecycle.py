@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 
-from include.patch_compliance import tasks
+from include.patch_compliance import steps
 from include.patch_compliance.scan.command import ScanRequest, run_tag, scan_record
 from include.patch_compliance.wait.status import outcome_records, shard_progress
 from tests.orchestration.conftest import BUCKET, fleet_config, make_run
@@ -21,11 +21,11 @@ START = datetime.now(UTC).replace(microsecond=0)
 def full_run(sandbox, run_id: str, run_after: datetime):
     run = make_run(run_id, fleet_config(security_hub={"skip_if_native_export": True}))
     run.run_after = run_after
-    plan = tasks.plan_fleet(run)
+    plan = steps.plan_fleet(run)
     req = ScanRequest(operation="Scan", run_id=run_id, run_tag=run_tag(run.dag_id, run_id), scan=run.cfg.scan)
     for wave, refs in plan["waves"].items():
         for ref in refs:
-            targets = tasks.load_plan(run).waves[wave][ref["shard"]]
+            targets = steps.load_plan(run).waves[wave][ref["shard"]]
             records = [scan_record(run.members.get, t, req, START - timedelta(days=1)) for t in targets]
             run.put(run.key("scan", wave, ref["shard"]), records)
             for _ in range(60):
@@ -33,9 +33,9 @@ def full_run(sandbox, run_id: str, run_after: datetime):
                     break
                 sandbox.admin("advance", seconds=300)
             run.put(run.key("commands", wave, ref["shard"]), outcome_records(run.members.get, records))
-            tasks.collect_shard(run, ref)
-    report = tasks.report(run)
-    findings = tasks.security_hub(run)
+            steps.collect_shard(run, ref)
+    report = steps.report(run)
+    findings = steps.security_hub(run)
     return run, report, findings
 
 

@@ -11,11 +11,11 @@ from unittest import mock
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from include.patch_compliance import tasks
-from include.patch_compliance.scan.operator import PatchScanOperator
-from include.patch_compliance.ui.links import XCOM_SSM_COMMAND
-from include.patch_compliance.wait.sensor import ShardCommandsSensor
-from include.patch_compliance.wait.trigger import ShardCommandsTrigger
+from include.patch_compliance import steps
+from include.patch_compliance.orchestration.links import SsmRunCommandLink, link_url
+from include.patch_compliance.orchestration.operators import PatchScanOperator
+from include.patch_compliance.orchestration.sensors import ShardCommandsSensor
+from include.patch_compliance.orchestration.triggers import ShardCommandsTrigger
 from tests.orchestration.conftest import fleet_config, make_run
 
 
@@ -41,10 +41,14 @@ def context_for(run, operation="Scan"):
 def planned(sandbox):
     def make(run_id, **cfg):
         run = make_run(run_id, fleet_config(**cfg))
-        refs = tasks.plan_fleet(run)["waves"]["canary"]
+        refs = steps.plan_fleet(run)["waves"]["canary"]
         return run, refs[0]
 
     return make
+
+
+def _hub_in_trigger(run):
+    return mock.patch("include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub)
 
 
 def _patched(run):
@@ -58,7 +62,10 @@ def test_scan_operator_records_and_links(planned, sandbox):
         result = PatchScanOperator(task_id="scan", shard=shard).execute(context)
     assert result["targets"] == shard["targets"] and result["commands"] >= 1 and result["unreachable"] == 2
     assert context["pc_label"] == shard["label"]
-    assert context["ti"].pushed[XCOM_SSM_COMMAND].startswith("https://")
+    link = context["ti"].pushed[SsmRunCommandLink.key]
+    assert link["region_name"] in ("us-east-1", "eu-west-1") and link["aws_domain"] == "aws.amazon.com"
+    fields = {k: v for k, v in link.items() if k not in ("region_name", "aws_domain")}
+    assert link_url(SsmRunCommandLink(), link["region_name"], fields) == SsmRunCommandLink().format_link(**link)
     assert len(run.get(run.key("scan", "canary", 0))) == shard["targets"]
 
 
@@ -68,16 +75,21 @@ def test_sensor_defers_then_records_every_invocation(planned, sandbox):
     with _patched(run):
         PatchScanOperator(task_id="scan", shard=shard).execute(context)
         sensor = ShardCommandsSensor(task_id="wait", shard=shard)
+        context["ti"].pushed.clear()
         with pytest.raises(TaskDeferred) as deferred:
             sensor.execute(context)
+        # the console link is stored before deferring: the worker formats every declared link at deferral too
+        assert context["ti"].pushed[SsmRunCommandLink.key]["command_id"]
         trigger = deferred.value.trigger
         assert isinstance(trigger, ShardCommandsTrigger)
         # the trigger serialises to its own constructor arguments (it runs in another process)
         path, kwargs = trigger.serialize()
-        assert path == "include.patch_compliance.wait.trigger.ShardCommandsTrigger"
+        assert path == "include.patch_compliance.orchestration.triggers.ShardCommandsTrigger"
         rebuilt = ShardCommandsTrigger(**kwargs)
         sandbox.admin("advance", seconds=3600)
-        with mock.patch("include.patch_compliance.wait.trigger.context_from_connection", return_value=run.hub):
+        with mock.patch(
+            "include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub
+        ):
             event = asyncio.run(_first_event(rebuilt))
         assert event.payload["status"] == "done"
         result = sensor.execute_complete(context, event.payload)
@@ -114,7 +126,7 @@ def test_trigger_gives_up_at_the_deadline(planned, sandbox):
         poke_interval=0.1,
         deadline=(datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
     )
-    with mock.patch("include.patch_compliance.wait.trigger.context_from_connection", return_value=run.hub):
+    with _hub_in_trigger(run):
         event = asyncio.run(_first_event(trigger))
     assert event.payload["status"] == "timeout"
     with _patched(run):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.patch_compliance import tasks
+from include.patch_compliance import steps
 from include.patch_compliance.scan.command import (
     InstallNotAllowed,
     ScanRequest,
@@ -21,12 +21,12 @@ from tests.orchestration.conftest import fleet_config, make_run
 
 
 def _scan_all(run, operation="Scan"):
-    plan = tasks.plan_fleet(run)
+    plan = steps.plan_fleet(run)
     req = ScanRequest(
         operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
     )
     since = datetime.now(UTC) - timedelta(days=1)
-    records = [scan_record(run.members.get, t, req, since) for t in tasks.load_plan(run).targets]
+    records = [scan_record(run.members.get, t, req, since) for t in steps.load_plan(run).targets]
     return plan, req, since, records
 
 
@@ -51,7 +51,7 @@ def test_retry_after_crash_reuses_the_earlier_command(sandbox):
     run = make_run("scan-retry")
     _, req, since, first = _scan_all(run)
     sandbox.reset_calls()
-    target = tasks.load_plan(run).targets[0]
+    target = steps.load_plan(run).targets[0]
     again = scan_record(run.members.get, target, req, since)
     assert sandbox.calls().get("ssm.SendCommand", 0) == 0
     original = next(r for r in first if r["target"] == target.as_dict())
@@ -101,21 +101,21 @@ def test_install_refused_without_opt_in_and_allowed_with_it():
 def test_install_wave_is_held_when_previous_wave_failed_too_often(sandbox):
     cfg = fleet_config(scan={"allow_install": True, "install_max_failure_ratio": 0.01})
     run = make_run("install-gate", cfg)
-    plan = tasks.plan_fleet(run)
-    assert not tasks.wave_gate(run, "canary", None, "Install")["held"]  # the first wave has nothing to judge
+    plan = steps.plan_fleet(run)
+    assert not steps.wave_gate(run, "canary", None, "Install")["held"]  # the first wave has nothing to judge
     canary_records = [{"instance_id": "i-1", "status": "Success"}, {"instance_id": "i-2", "status": "Failed"}]
     run.put(run.key("commands", "canary", 0), canary_records)
-    decision = tasks.wave_gate(run, "rest", "canary", "Install")
+    decision = steps.wave_gate(run, "rest", "canary", "Install")
     assert decision["held"] and "failed on 1 of 2 nodes (50%)" in decision["reason"]
-    assert tasks.wave_gate(run, "later", "rest", "Install")["held"]  # held waves hold the ones after them
-    assert not tasks.wave_gate(run, "rest", "canary", "Scan")["held"]  # Scan waves are never gated
-    tasks.wave_gate(run, "rest", "canary", "Install")
+    assert steps.wave_gate(run, "later", "rest", "Install")["held"]  # held waves hold the ones after them
+    assert not steps.wave_gate(run, "rest", "canary", "Scan")["held"]  # Scan waves are never gated
+    steps.wave_gate(run, "rest", "canary", "Install")
     with pytest.raises(RuntimeError, match="wave 'rest' held"):
-        tasks.final_gate(run, {"targets": plan["targets"], "unreachable_targets": 0})
+        steps.final_gate(run, {"targets": plan["targets"], "unreachable_targets": 0})
 
 
 def test_final_gate_fails_above_the_unreachable_ratio(sandbox):
     run = make_run("gate-ratio", fleet_config(thresholds={"max_unreachable_ratio": 0.1}))
-    assert tasks.final_gate(run, {"targets": 10, "unreachable_targets": 1}).startswith("ok")
+    assert steps.final_gate(run, {"targets": 10, "unreachable_targets": 1}).startswith("ok")
     with pytest.raises(RuntimeError, match=r"2 of 10 account-regions unreachable \(20%\)"):
-        tasks.final_gate(run, {"targets": 10, "unreachable_targets": 2})
+        steps.final_gate(run, {"targets": 10, "unreachable_targets": 2})

@@ -11,12 +11,8 @@ from hypothesis import strategies as st
 from include.patch_compliance.transform import build_tables
 from include.patch_compliance.transform.nodes import NON_COMPLIANT_COUNTS
 from include.patch_compliance.transform.patches import PATCH_KEY
-from include.patch_compliance.transform.schema import (
-    COMPLIANCE_STATUSES,
-    COVERAGE_STATUSES,
-    NON_COMPLIANT_STATES,
-    SEVERITIES,
-)
+from include.patch_compliance.transform.schema import COVERAGE_STATUSES, NON_COMPLIANT_STATES, SEVERITIES
+from include.patch_compliance.vocab import COMPLIANCE_STATUSES
 from tests.fixtures.raw.builders import (
     NOW,
     command_record,

@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from include.patch_compliance.orchestration.links import (
+    S3ReportLink,
+    SecurityHubFindingsLink,
+    SsmRunCommandLink,
+    link_url,
+    s3_report_fields,
+    securityhub_fields,
+    ssm_command_fields,
+)
 from include.patch_compliance.storage import safe_run_id
-from include.patch_compliance.ui.links import s3_report_url, securityhub_findings_url, ssm_command_url
 from tests.ui.airflow_server import (
     REPO,
     ApiServer,
@@ -184,9 +192,11 @@ def test_extra_links_and_map_labels_after_a_mapped_task_ran(server: ApiServer, b
 
     expected = {
         region: {
-            "Report (S3)": s3_report_url("pc-reports-test", f"patch-compliance/runs/{region}", region),
-            "SSM Run Command": ssm_command_url(region, COMMANDS[region]),
-            "Security Hub findings": securityhub_findings_url(region),
+            "Report (S3)": link_url(
+                S3ReportLink(), region, s3_report_fields("pc-reports-test", f"patch-compliance/runs/{region}")
+            ),
+            "SSM Run Command": link_url(SsmRunCommandLink(), region, ssm_command_fields(region, COMMANDS[region])),
+            "Security Hub findings": link_url(SecurityHubFindingsLink(), region, securityhub_fields()),
         }
         for region in COMMANDS
     }

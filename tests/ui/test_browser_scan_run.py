@@ -31,7 +31,7 @@ BUCKET = "pc-browser-run"
 def scanned(tmp_path_factory):
     from sandbox.testing import running_sandbox
 
-    config = yaml.safe_load((REPO / "include" / "config" / "fleet.yaml").read_text())
+    config = yaml.safe_load((REPO / "sandbox" / "fleet-config.yaml").read_text())
     config["reports"] = {"bucket": BUCKET, "prefix": "pc"}
     config["scan"]["wait"] = {"poke_interval_seconds": 5, "timeout_seconds": 900, "deferrable": True}
     path = tmp_path_factory.mktemp("cfg") / "fleet.yaml"

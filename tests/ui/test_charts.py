@@ -6,6 +6,7 @@ import pytest
 
 from include.patch_compliance.ui import charts
 from include.patch_compliance.ui.summary_model import OuRow, TrendRow
+from include.patch_compliance.vocab import SEVERITIES
 
 
 def ou(path: str, nodes: int, compliant: int, non_compliant: int) -> OuRow:
@@ -36,9 +37,7 @@ def test_ou_chart_caps_the_bars_and_says_how_many_are_left_out() -> None:
 
 
 def test_count_chart_keeps_severity_order_and_scales_to_the_largest() -> None:
-    chart = charts.count_chart(
-        {"LOW": 5, "CRITICAL": 20, "WEIRD": 1, "HIGH": 0}, charts.SEVERITY_ORDER, css_prefix="sev"
-    )
+    chart = charts.count_chart({"LOW": 5, "CRITICAL": 20, "WEIRD": 1, "HIGH": 0}, SEVERITIES, css_prefix="sev")
     assert [b.label for b in chart.bars] == ["Critical", "High", "Low", "Weird"]
     assert chart.bars[0].segments[0].width == pytest.approx(chart.plot_width)
     assert chart.bars[2].segments[0].width == pytest.approx(chart.plot_width / 4)

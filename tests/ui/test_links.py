@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
 
-from include.patch_compliance.ui import links
-from include.patch_compliance.ui.links import (
+from include.patch_compliance.orchestration.links import (
     PATCH_COMPLIANCE_LINKS,
     S3ReportLink,
     SecurityHubFindingsLink,
     SsmRunCommandLink,
-    s3_report_url,
-    securityhub_findings_url,
-    ssm_command_url,
+    link_url,
+    partition_of,
+    persist,
+    s3_report_fields,
+    securityhub_fields,
+    ssm_command_fields,
 )
 
 CMD = "0b1e6a28-7f7c-4b5e-9a42-3f0c5d5f1e22"
 
 
-def test_ssm_command_url_is_the_regional_run_command_page() -> None:
-    assert ssm_command_url("eu-west-1", CMD) == (
-        f"https://eu-west-1.console.aws.amazon.com/systems-manager/run-command/{CMD}?region=eu-west-1"
+def ssm_url(region: str, command_id: str = CMD) -> str:
+    return link_url(SsmRunCommandLink(), region, ssm_command_fields(region, command_id))
+
+
+def test_ssm_command_url_is_the_run_command_page_of_the_region() -> None:
+    assert ssm_url("eu-west-1") == (
+        f"https://console.aws.amazon.com/systems-manager/run-command/{CMD}?region=eu-west-1"
     )
-    assert ssm_command_url("cn-north-1", CMD).startswith("https://console.amazonaws.cn/systems-manager/run-command/")
-    assert ssm_command_url("us-gov-west-1", CMD).startswith("https://console.amazonaws-us-gov.com/")
+    assert ssm_url("cn-north-1").startswith("https://console.amazonaws.cn/systems-manager/run-command/")
+    assert ssm_url("us-gov-west-1").startswith("https://console.amazonaws-us-gov.com/")
+    assert [partition_of(r) for r in ("eu-west-1", "cn-north-1", "us-gov-east-1")] == ["aws", "aws-cn", "aws-us-gov"]
 
 
 @pytest.mark.parametrize(
@@ -37,38 +45,37 @@ def test_ssm_command_url_is_the_regional_run_command_page() -> None:
         ("eu-west-1", None, "command_id"),
     ],
 )
-def test_ssm_command_url_rejects_bad_input_naming_the_field(region, command_id, field) -> None:
+def test_ssm_command_fields_reject_bad_input_naming_the_field(region, command_id, field) -> None:
     with pytest.raises(ValueError, match=field):
-        ssm_command_url(region, command_id)
+        ssm_command_fields(region, command_id)
 
 
 def test_s3_report_url_opens_the_run_folder() -> None:
-    expected = (
-        "https://s3.console.aws.amazon.com/s3/buckets/pc-reports?region=eu-west-1"
+    def url(prefix: str, region: str = "eu-west-1") -> str:
+        return link_url(S3ReportLink(), region, s3_report_fields("pc-reports", prefix))
+
+    assert url("patch-compliance/runs/manual__2026-11-29T10_00_00_00_00-1a2b3c4d") == (
+        "https://console.aws.amazon.com/s3/buckets/pc-reports?region=eu-west-1"
         "&prefix=patch-compliance/runs/manual__2026-11-29T10_00_00_00_00-1a2b3c4d/&showversions=false"
     )
-    assert (
-        s3_report_url("pc-reports", "patch-compliance/runs/manual__2026-11-29T10_00_00_00_00-1a2b3c4d", "eu-west-1")
-        == expected
-    )
-    assert s3_report_url("pc-reports", "/patch-compliance/runs/x/", "eu-west-1").count("runs/x/&") == 1
-    assert "&prefix=&" in s3_report_url("pc-reports", "", "us-east-1")
-    assert "%20" in s3_report_url("pc-reports", "a b", "us-east-1")
+    assert url("/patch-compliance/runs/x/").count("runs/x/&") == 1
+    assert "&prefix=&" in url("", "us-east-1")
+    assert "%20" in url("a b", "us-east-1")
     with pytest.raises(ValueError, match="bucket"):
-        s3_report_url("PC_Reports", "x", "eu-west-1")
+        s3_report_fields("PC_Reports", "x")
 
 
 def test_securityhub_url_filters_on_generator_id_double_encoded() -> None:
-    url = securityhub_findings_url("eu-west-1")
+    url = link_url(SecurityHubFindingsLink(), "eu-west-1", securityhub_fields())
     assert url == (
-        "https://eu-west-1.console.aws.amazon.com/securityhub/home?region=eu-west-1#/findings?search="
+        "https://console.aws.amazon.com/securityhub/home?region=eu-west-1#/findings?search="
         "GeneratorId%3D%255Coperator%255C%253AEQUALS%255C%253Apatch-compliance%252Fnode-patch-state"
     )
     search = url.split("search=", 1)[1]
     assert unquote(unquote(search)) == "GeneratorId=\\operator\\:EQUALS\\:patch-compliance/node-patch-state"
-    assert "other%252Fid" in securityhub_findings_url("us-east-1", "other/id")
+    assert "other%252Fid" in securityhub_fields("other/id")["search"]
     with pytest.raises(ValueError, match="generator_id"):
-        securityhub_findings_url("us-east-1", " ")
+        securityhub_fields(" ")
 
 
 class FakeXCom:
@@ -83,12 +90,20 @@ class FakeXCom:
         return self.values.get((ti_key.task_id, ti_key.map_index, key))
 
 
+class FakeTI:
+    def __init__(self) -> None:
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value) -> None:
+        self.pushed[key] = value
+
+
 @pytest.fixture
 def xcom(monkeypatch: pytest.MonkeyPatch) -> FakeXCom:
-    from airflow.sdk.execution_time import xcom as xcom_module
+    from airflow.providers.amazon.aws.links import base_aws
 
     fake = FakeXCom({})
-    monkeypatch.setattr(xcom_module.XCom, "get_value", fake.get_value)
+    monkeypatch.setattr(base_aws.XCom, "get_value", fake.get_value)
     return fake
 
 
@@ -99,42 +114,38 @@ def _key(task_id: str = "scan", map_index: int = -1):
 
 
 @pytest.mark.parametrize(
-    ("link", "source_key", "url"),
+    ("link", "fields"),
     [
-        (SsmRunCommandLink(), "pc_link_ssm_command", ssm_command_url("eu-west-1", CMD)),
-        (S3ReportLink(), "pc_link_report", s3_report_url("pc-reports", "patch-compliance/runs/r1", "eu-west-1")),
-        (SecurityHubFindingsLink(), "pc_link_securityhub", securityhub_findings_url("eu-west-1")),
+        (SsmRunCommandLink, ssm_command_fields("eu-west-1", CMD)),
+        (S3ReportLink, s3_report_fields("pc-reports", "patch-compliance/runs/r1")),
+        (SecurityHubFindingsLink, securityhub_fields()),
     ],
 )
-def test_link_returns_the_url_the_operator_pushed_for_this_map_index(xcom: FakeXCom, link, source_key, url) -> None:
-    xcom.values[("scan", 3, source_key)] = url
-    xcom.values[("scan", 4, source_key)] = "https://eu-west-1.console.aws.amazon.com/other"
-    assert link.get_link(operator=None, ti_key=_key(map_index=3)) == url
-    assert xcom.asked[-1] == (_key(map_index=3), source_key)
-    # Nothing pushed (the task failed before knowing the command): empty, shown as a disabled link.
-    assert link.get_link(operator=None, ti_key=_key(map_index=9)) == ""
+def test_link_shows_what_the_operator_persisted_for_this_map_index(xcom: FakeXCom, link, fields) -> None:
+    ti = FakeTI()
+    operator = SimpleNamespace(do_xcom_push=True)
+    persist(link, {"ti": ti}, operator, "eu-west-1", fields)
+    xcom.values[("scan", 3, link.key)] = ti.pushed[link.key]
+    persist(link, {"ti": ti}, operator, "us-east-1", fields)
+    xcom.values[("scan", 4, link.key)] = ti.pushed[link.key]
+    assert link().get_link(operator=None, ti_key=_key(map_index=3)) == link_url(link(), "eu-west-1", fields)
+    assert link().get_link(operator=None, ti_key=_key(map_index=4)) == link_url(link(), "us-east-1", fields)
+    assert xcom.asked[-1] == (_key(map_index=4), link.key)
+    # Nothing persisted (the task failed before knowing the command): empty, shown as a disabled link.
+    assert link().get_link(operator=None, ti_key=_key(map_index=9)) == ""
 
 
-def test_link_refuses_a_value_that_is_not_a_console_url(xcom: FakeXCom) -> None:
-    xcom.values[("scan", -1, "pc_link_ssm_command")] = "javascript:alert(1)"
-    with pytest.raises(ValueError, match="pc_link_ssm_command.*must be an AWS console URL"):
-        SsmRunCommandLink().get_link(operator=None, ti_key=_key())
-    xcom.values[("scan", -1, "pc_link_ssm_command")] = {"url": "x"}
-    with pytest.raises(ValueError, match="got \\{'url': 'x'\\}"):
-        SsmRunCommandLink().get_link(operator=None, ti_key=_key())
+def test_persist_refuses_a_region_that_is_not_one() -> None:
+    with pytest.raises(ValueError, match="region"):
+        persist(SsmRunCommandLink, {"ti": FakeTI()}, SimpleNamespace(do_xcom_push=True), "javascript:", {})
 
 
 def test_link_names_and_xcom_keys_follow_airflow_3() -> None:
-    assert [(lk.name, lk.xcom_key) for lk in PATCH_COMPLIANCE_LINKS] == [
-        ("SSM Run Command", "_link_SsmRunCommandLink"),
-        ("Report (S3)", "_link_S3ReportLink"),
-        ("Security Hub findings", "_link_SecurityHubFindingsLink"),
+    assert [(lk.name, lk.xcom_key, lk.key) for lk in PATCH_COMPLIANCE_LINKS] == [
+        ("SSM Run Command", "_link_SsmRunCommandLink", "pc_link_ssm_command"),
+        ("Report (S3)", "_link_S3ReportLink", "pc_link_report"),
+        ("Security Hub findings", "_link_SecurityHubFindingsLink", "pc_link_securityhub"),
     ]
-    assert (links.XCOM_SSM_COMMAND, links.XCOM_REPORT, links.XCOM_SECURITYHUB) == (
-        "pc_link_ssm_command",
-        "pc_link_report",
-        "pc_link_securityhub",
-    )
 
 
 def test_api_server_reads_the_links_back_from_their_xcom_keys() -> None:

@@ -1,6 +1,7 @@
 """The one place product code talks to AWS (sessions, clients, assumed roles, paging, batching)."""
 
 from include.patch_compliance.aws.clients import (
+    UNREACHABLE_CODES,
     AwsContext,
     TargetUnreachable,
     chunks,
@@ -11,6 +12,7 @@ from include.patch_compliance.aws.clients import (
 )
 
 __all__ = [
+    "UNREACHABLE_CODES",
     "AwsContext",
     "TargetUnreachable",
     "chunks",

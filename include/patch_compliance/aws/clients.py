@@ -24,6 +24,19 @@ DEFAULT_REGION = "us-east-1"
 # Organizations is a global API served from us-east-1 (airflow.md §1.11).
 GLOBAL_REGION = "us-east-1"
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+# Error codes meaning "this account or region cannot be used at all", as opposed to a bad request.
+UNREACHABLE_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AuthFailure",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "OptInRequired",
+        "EndpointConnectionError",
+        "ExpiredTokenException",
+    }
+)
 
 
 class TargetUnreachable(Exception):

@@ -14,9 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
+from include.patch_compliance.aws import UNREACHABLE_CODES, AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import CollectConfig
-from include.patch_compliance.scan.command import UNREACHABLE_CODES
 
 # DescribeInstancePatchStates: ≤ 50 ids and MaxResults ≤ 50 on the live service (aws_domain §1.3).
 PATCH_STATE_BATCH = 50

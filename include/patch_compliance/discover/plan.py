@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from include.patch_compliance.config import FleetConfig, OrganizationConfig, WaveConfig
 from include.patch_compliance.discover.org import Account, OrgUnit
+from include.patch_compliance.records import Target
 
 # [core] max_map_length default (airflow.md §2.2): a longer list fails the upstream task.
 MAX_MAP_LENGTH = 1024
@@ -14,19 +15,6 @@ MAX_MAP_LENGTH = 1024
 
 class PlanError(ValueError):
     """The configuration and the organization do not make a usable plan."""
-
-
-@dataclass(frozen=True)
-class Target:
-    ou_id: str
-    ou_path: str
-    account_id: str
-    account_name: str
-    region: str
-    wave: str
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 @dataclass

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from include.patch_compliance.vocab import FINDINGS_GENERATOR_ID, SEVERITIES
+
 SCHEMA_VERSION = "2018-10-08"
-GENERATOR_ID = "patch-compliance/node-patch-state"
 FINDING_TYPE = "Software and Configuration Checks/Patch Management"
 MAX_FINDING_BYTES = 240 * 1024  # per finding (finding-update-batchimportfindings.md)
 _SIZE_MARGIN = 8 * 1024  # Security Hub's own size measure is not documented byte-for-byte; stay clear of it
@@ -34,7 +35,6 @@ REMEDIATION_TEXT = (
     "maintenance window, reboot if patches are pending reboot, then scan again. Vulnerabilities lists the most "
     "severe missing patches and their CVEs."
 )
-SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # most severe first
 _LABEL_RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1, "INFORMATIONAL": 0}
 # Fields we send. A finding read back from GetFindings is reduced to these before it is re-imported: the rest is
 # Security Hub's (ProcessedAt, Region, ProductName, top-level Severity...) or the customer's (Workflow, Note...).
@@ -162,7 +162,7 @@ def patch_summary(node: Mapping[str, Any]) -> dict:
 
 def top_patches(patches: Iterable[Mapping[str, Any]], limit: int) -> list[Mapping[str, Any]]:
     """The ``limit`` most urgent patches: most severe, SLA breached, oldest, then by id (deterministic)."""
-    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
 
     def key(p: Mapping[str, Any]) -> tuple:
         return (
@@ -328,7 +328,7 @@ def _base(node: Mapping[str, Any], existing: Mapping[str, Any] | None, *, partit
         "SchemaVersion": SCHEMA_VERSION,
         "Id": finding_id(account, region, instance_id),
         "ProductArn": product_arn(partition, region, account),
-        "GeneratorId": GENERATOR_ID,
+        "GeneratorId": FINDINGS_GENERATOR_ID,
         "AwsAccountId": account,
         "CreatedAt": (existing or {}).get("CreatedAt") or iso(now),
         "UpdatedAt": next_updated_at(now, (existing or {}).get("UpdatedAt")),

@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import SecurityHubConfig
 from include.patch_compliance.publish import asff
+from include.patch_compliance.vocab import COMPLIANCE_STATUSES, FINDINGS_GENERATOR_ID
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ MAX_UPDATE_IDENTIFIERS = 100  # BatchUpdateFindings
 NATIVE_EXPORT_SUBSCRIPTION = ":product-subscription/aws/ssm-patch-manager"
 THROTTLING_CODES = ("LimitExceededException", "ThrottlingException", "TooManyRequestsException")
 NOT_ENABLED_CODES = ("InvalidAccessException", "InvalidAccess")
-COMPLIANCE_STATUSES = ("COMPLIANT", "NON_COMPLIANT", "UNKNOWN")  # transform/schema.py vocabulary
 NODE_COLUMNS = ("account_id", "region", "instance_id", "compliance_status")
 PATCH_COLUMNS = ("account_id", "region", "instance_id")
 ContextFor = Callable[[str], AwsContext]
@@ -243,7 +243,7 @@ class _TargetPublisher:
             name: [{"Value": value, "Comparison": "EQUALS"}]
             for name, value in (
                 ("ProductArn", self.product_arn),
-                ("GeneratorId", asff.GENERATOR_ID),
+                ("GeneratorId", FINDINGS_GENERATOR_ID),
                 ("AwsAccountId", self.account_id),
                 ("Region", self.region),
             )

@@ -11,25 +11,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
+from include.patch_compliance.aws import UNREACHABLE_CODES, AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import ScanConfig
-from include.patch_compliance.discover.plan import Target
+from include.patch_compliance.records import Target
 
-DOCUMENT = "AWS-RunPatchBaseline"
 COMMENT_PREFIX = "patch-compliance"
 # SendCommand takes at most 50 InstanceIds; botocore does not check the max (aws_domain §1.1).
 MAX_INSTANCE_IDS = 50
-# Codes meaning "this account or region cannot be used at all", as opposed to a bad request.
-UNREACHABLE_CODES = {
-    "AccessDenied",
-    "AccessDeniedException",
-    "AuthFailure",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "OptInRequired",
-    "EndpointConnectionError",
-    "ExpiredTokenException",
-}
 
 
 class InstallNotAllowed(ValueError):
@@ -77,10 +65,10 @@ def comment(tag: str, batch: int, total: int, run_id: str) -> str:
 _COMMENT = re.compile(rf"^{COMMENT_PREFIX} ([0-9a-f]{{16}}) (\d+)/(\d+)")
 
 
-def earlier_commands(ssm: Any, tag: str, invoked_after: datetime) -> dict[int, dict[str, Any]]:
+def earlier_commands(ssm: Any, tag: str, invoked_after: datetime, document_name: str) -> dict[int, dict[str, Any]]:
     """Commands this run already sent here, by batch number: found by document, time window and Comment."""
     filters = [
-        {"key": "DocumentName", "value": DOCUMENT},
+        {"key": "DocumentName", "value": document_name},
         {"key": "InvokedAfter", "value": invoked_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
     ]
     found: dict[int, dict[str, Any]] = {}
@@ -94,7 +82,7 @@ def earlier_commands(ssm: Any, tag: str, invoked_after: datetime) -> dict[int, d
 def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list[str] | None) -> dict[str, Any]:
     scan = req.scan
     kwargs: dict[str, Any] = {
-        "DocumentName": DOCUMENT,
+        "DocumentName": scan.document_name,
         "Parameters": req.parameters,
         "MaxConcurrency": scan.max_concurrency,
         "MaxErrors": scan.max_errors,
@@ -119,7 +107,7 @@ def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list
 def scan_target(ctx: AwsContext, target: Target, req: ScanRequest, invoked_after: datetime) -> list[dict[str, Any]]:
     """Send (or find) this run's commands in one account-region. Returns one entry per command."""
     ssm = ctx.client("ssm", target.region)
-    earlier = earlier_commands(ssm, req.run_tag, invoked_after)
+    earlier = earlier_commands(ssm, req.run_tag, invoked_after, req.scan.document_name)
     if req.scan.targets.mode == "all_managed":
         ids = sorted(
             i["InstanceId"]
@@ -176,3 +164,8 @@ def scan_record(
     if record["status"] == "SENT" and not record["commands"]:
         record["status"] = "NO_TARGETS"
     return record
+
+
+def first_command(scan_records: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(region, command id) of the first command a shard sent or reused: what its console link opens."""
+    return next(((r["target"]["region"], r["commands"][0]["command_id"]) for r in scan_records if r["commands"]), None)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from include.patch_compliance.vocab import SEVERITIES
+
 STR = pa.string()
 I64 = pa.int64()
 F64 = pa.float64()
@@ -25,8 +27,6 @@ DATE = pa.date32()
 STR_LIST = pa.list_(pa.string())
 
 # Vocabularies ---------------------------------------------------------------------------------------------------
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # most to least severe
-COMPLIANCE_STATUSES = ("COMPLIANT", "NON_COMPLIANT", "UNKNOWN")
 # In precedence order: the first that applies wins (docs/data-contract.md, "Coverage status").
 COVERAGE_STATUSES = ("UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE", "SCANNED")
 PATCH_STATES = (

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from include.patch_compliance.ui import charts
 from include.patch_compliance.ui.source import SAFE_RUN_ID, Problem, ReportStore, ReportUnavailable
 from include.patch_compliance.ui.summary_model import InvalidSummary, Summary, parse_summary
+from include.patch_compliance.vocab import SEVERITIES
 
 HERE = Path(__file__).resolve().parent
 # The report is our own generated HTML, but it is served from the Airflow origin: forbid scripts and any fetch, and
@@ -115,7 +116,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
         elif summary is not None:
             context.update(
                 ou_chart=charts.ou_chart(summary.by_ou),
-                severity_chart=charts.count_chart(summary.totals.severity, charts.SEVERITY_ORDER, css_prefix="sev"),
+                severity_chart=charts.count_chart(summary.totals.severity, SEVERITIES, css_prefix="sev"),
                 coverage_chart=charts.count_chart(summary.node_coverage, charts.COVERAGE_ORDER, css_prefix="cov"),
                 trend_chart=charts.trend_chart(summary.trend),
                 run_links=_run_links(summary, store),

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 from include.patch_compliance.ui.summary_model import OuRow, TrendRow
 
-SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")
 COVERAGE_ORDER = ("SCANNED", "STALE", "NOT_SCANNED", "OFFLINE", "SCAN_FAILED", "UNMANAGED", "UNREACHABLE")
 MAX_OU_BARS = 12
 

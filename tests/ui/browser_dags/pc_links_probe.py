@@ -1,18 +1,19 @@
-"""Test-only DAG: an operator that pushes the three link XComs and declares PATCH_COMPLIANCE_LINKS, mapped over two
+"""Test-only DAG: an operator that persists the three links and declares PATCH_COMPLIANCE_LINKS, mapped over two
 regions, so the browser test can check the links Airflow 3 serves for each map index."""
 
 from __future__ import annotations
 
 from airflow.sdk import DAG, BaseOperator
 
-from include.patch_compliance.ui.links import (
+from include.patch_compliance.orchestration.links import (
     PATCH_COMPLIANCE_LINKS,
-    XCOM_REPORT,
-    XCOM_SECURITYHUB,
-    XCOM_SSM_COMMAND,
-    s3_report_url,
-    securityhub_findings_url,
-    ssm_command_url,
+    S3ReportLink,
+    SecurityHubFindingsLink,
+    SsmRunCommandLink,
+    persist,
+    s3_report_fields,
+    securityhub_fields,
+    ssm_command_fields,
 )
 
 COMMANDS = {"eu-west-1": "11111111-2222-4333-8444-555555555555", "us-east-1": "66666666-7777-4888-9999-000000000000"}
@@ -26,12 +27,10 @@ class LinkProbeOperator(BaseOperator):
         self.region = region
 
     def execute(self, context) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key=XCOM_SSM_COMMAND, value=ssm_command_url(self.region, COMMANDS[self.region]))
-        ti.xcom_push(
-            key=XCOM_REPORT, value=s3_report_url("pc-reports-test", f"patch-compliance/runs/{self.region}", self.region)
-        )
-        ti.xcom_push(key=XCOM_SECURITYHUB, value=securityhub_findings_url(self.region))
+        persist(SsmRunCommandLink, context, self, self.region, ssm_command_fields(self.region, COMMANDS[self.region]))
+        fields = s3_report_fields("pc-reports-test", f"patch-compliance/runs/{self.region}")
+        persist(S3ReportLink, context, self, self.region, fields)
+        persist(SecurityHubFindingsLink, context, self, self.region, securityhub_fields())
 
 
 with DAG("pc_links_probe", schedule=None, catchup=False, tags=["test"]):

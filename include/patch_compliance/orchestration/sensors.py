@@ -7,10 +7,11 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from include.patch_compliance.orchestration.links import SsmRunCommandLink, persist, ssm_command_fields
+from include.patch_compliance.orchestration.triggers import ShardCommandsTrigger
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.ui.links import XCOM_SSM_COMMAND, SsmRunCommandLink, ssm_command_url
+from include.patch_compliance.scan.command import first_command
 from include.patch_compliance.wait.status import failure_ratio, outcome_records, shard_progress
-from include.patch_compliance.wait.trigger import ShardCommandsTrigger
 
 
 def deadline_for(scan_records: list[dict[str, Any]], timeout_seconds: int) -> datetime:
@@ -52,6 +53,11 @@ class ShardCommandsSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         run, records = self._load(context)
+        # The link is known before the wait starts: stored now, it is there when the task defers (the worker
+        # formats every declared link at deferral too).
+        first = first_command(records)
+        if first:
+            persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         deadline = deadline_for(records, run.cfg.scan.wait.timeout_seconds)
         progress = shard_progress(run.members.get, records)
         if progress.done:
@@ -106,7 +112,7 @@ class ShardCommandsSensor(BaseSensorOperator):
         self.log.info("shard %s/%s: %d invocations, %d not successful %s", wave, shard, total, failed, by_details)
         first = next(((o["region"], o["command_id"]) for o in outcomes if o.get("command_id")), None)
         if first:
-            context["ti"].xcom_push(key=XCOM_SSM_COMMAND, value=ssm_command_url(*first))
+            persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         return {
             "wave": wave,
             "shard": shard,

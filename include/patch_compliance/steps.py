@@ -1,4 +1,5 @@
-"""Task bodies as plain functions of a RunContext, so tests call them without Airflow; DAG files only wire them."""
+"""The step bodies: plain functions of a RunContext that tests call without Airflow; ``orchestration/`` wraps them
+in Airflow tasks and operators, and DAG files only wire those."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared DAG wiring pieces: default args, params and the Airflow-facing task wrappers."""
+"""What every DAG of the project shares: default args, tags and the trigger-form params."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param
+
+from include.patch_compliance.vocab import OU_REF_PATTERN, REGION_PATTERN
 
 # Every AWS-calling task retries with exponential backoff; throttling inside a call is botocore's job.
 DEFAULT_ARGS: dict[str, Any] = {
@@ -16,8 +18,6 @@ DEFAULT_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=10),
 }
 TAGS = ["patch-compliance", "aws", "ssm"]
-OU_REF_PATTERN = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 
 
 def run_params(with_operation: bool) -> dict[str, Param]:

@@ -1,25 +1,28 @@
-"""PatchScanOperator: send this run's AWS-RunPatchBaseline commands to every account-region of one shard."""
+"""The step operators: scan a shard (send the command), publish the reports, publish the findings."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from include.patch_compliance.discover.plan import Plan
+from include.patch_compliance import steps
+from include.patch_compliance.orchestration.links import (
+    S3ReportLink,
+    SecurityHubFindingsLink,
+    SsmRunCommandLink,
+    persist,
+    s3_report_fields,
+    securityhub_fields,
+    ssm_command_fields,
+)
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import ScanRequest, resolve_operation, run_tag, scan_record
-from include.patch_compliance.ui.links import XCOM_SSM_COMMAND, SsmRunCommandLink, ssm_command_url
+from include.patch_compliance.scan.command import ScanRequest, first_command, resolve_operation, run_tag, scan_record
 
 # How far before the DAG run's start a retry looks for this run's earlier commands (clock skew margin).
 LOOKBACK = timedelta(minutes=15)
-
-
-def shard_targets(run: RunContext, wave: str, shard: int) -> list:
-    plan = Plan.from_dict(run.get(run.key("plan")))
-    return plan.waves[wave][shard]
 
 
 class PatchScanOperator(BaseOperator):
@@ -48,7 +51,7 @@ class PatchScanOperator(BaseOperator):
         requested = self.operation if self.operation is not None else context["params"].get("operation")
         operation = resolve_operation(requested, run.cfg.scan)
         wave, shard = self.shard["wave"], int(self.shard["shard"])
-        targets = shard_targets(run, wave, shard)
+        targets = steps.load_plan(run).waves[wave][shard]
         started = context["dag_run"].start_date or datetime.now(UTC)
         req = ScanRequest(
             operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
@@ -65,9 +68,9 @@ class PatchScanOperator(BaseOperator):
                 len(rec["commands"]),
                 f" ({rec['error']['code']})" if rec["error"] else "",
             )
-        first = next(((r["target"]["region"], r["commands"][0]["command_id"]) for r in records if r["commands"]), None)
+        first = first_command(records)
         if first:
-            context["ti"].xcom_push(key=XCOM_SSM_COMMAND, value=ssm_command_url(*first))
+            persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         return {
             "wave": wave,
             "shard": shard,
@@ -79,3 +82,56 @@ class PatchScanOperator(BaseOperator):
             "unreachable": sum(1 for r in records if r["status"] == "UNREACHABLE"),
             "errors": sum(1 for r in records if r["status"] == "ERROR"),
         }
+
+
+class _PublishOperator(BaseOperator):
+    """A publish step: runs even when a wave failed (trigger rule ``all_done``), so nothing already collected is
+    lost; the final gate still fails the run. Subclasses name the step body and store their console link."""
+
+    ui_color: ClassVar[str]
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run = RunContext.from_airflow(context)
+        result = self.publish(run)
+        self.link(context, run, result)
+        return result
+
+    def publish(self, run: RunContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class PublishReportOperator(_PublishOperator):
+    """Build the run's pandas tables from the staged raw documents and command outcomes, and publish Parquet
+    (Hive-partitioned), CSV, summary.json and the HTML report to S3; ``latest/`` is written last."""
+
+    operator_extra_links = (S3ReportLink(),)
+    ui_color = "#d8f5e0"
+
+    def publish(self, run: RunContext) -> dict[str, Any]:
+        return steps.report(run)
+
+    def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
+        region = run.hub.session.region_name or "us-east-1"
+        persist(S3ReportLink, context, self, region, s3_report_fields(run.bucket, result["run_prefix"]))
+
+
+class PublishFindingsOperator(_PublishOperator):
+    """Import one Security Hub finding per non-compliant node into each node's own account-region, update the
+    ones seen again and archive the remediated or vanished ones. Disabled hubs and unreachable accounts are
+    recorded, not fatal."""
+
+    operator_extra_links = (SecurityHubFindingsLink(),)
+    ui_color = "#f5d8d8"
+
+    def publish(self, run: RunContext) -> dict[str, Any]:
+        return steps.security_hub(run)
+
+    def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
+        persist(SecurityHubFindingsLink, context, self, run.cfg.regions[0], securityhub_fields())

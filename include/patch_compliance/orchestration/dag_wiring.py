@@ -6,9 +6,14 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, task_group
 
-from include.patch_compliance.dags import tasks
-from include.patch_compliance.scan.operator import PatchScanOperator
-from include.patch_compliance.wait.sensor import ShardCommandsSensor
+from include.patch_compliance.orchestration import airflow_tasks
+from include.patch_compliance.orchestration.assets import table_assets
+from include.patch_compliance.orchestration.operators import (
+    PatchScanOperator,
+    PublishFindingsOperator,
+    PublishReportOperator,
+)
+from include.patch_compliance.orchestration.sensors import ShardCommandsSensor
 
 LABEL = "{{ pc_label }}"
 
@@ -18,13 +23,13 @@ def shard_pipeline(shard: dict[str, Any]) -> None:
     """One shard of account-regions: scan → wait → collect (mapped: one instance per shard)."""
     scan = PatchScanOperator(task_id="scan", shard=shard, map_index_template=LABEL)
     wait = ShardCommandsSensor(task_id="wait", shard=shard, map_index_template=LABEL)
-    scan >> wait >> tasks.collect(shard)
+    scan >> wait >> airflow_tasks.collect(shard)
 
 
 def scan_waves(plan: Any, waves: list[dict[str, Any]]) -> list[Any]:
     """One task group per wave, chained in config order (a wave may run beside the previous one). Returns the
     groups whose end the publish chain waits for."""
-    go = tasks.proceed()
+    go = airflow_tasks.proceed()
     plan >> go
     # frontier: what the next sequential wave waits for; base: what a parallel wave shares with its predecessor.
     frontier: list[Any] = [go]
@@ -39,7 +44,7 @@ def scan_waves(plan: Any, waves: list[dict[str, Any]]) -> list[Any]:
                 "(S3, AWS credentials); failed nodes are data, not failures. A skipped wave was held back by "
                 "the Install gate (see the gate task's log)."
             )
-            refs = tasks.gate(plan, wave=wave["name"], previous=previous_name)
+            refs = airflow_tasks.gate(plan, wave=wave["name"], previous=previous_name)
             shard_pipeline.expand(shard=refs)
         if wave["parallel"]:
             base >> group
@@ -55,12 +60,9 @@ def scan_waves(plan: Any, waves: list[dict[str, Any]]) -> list[Any]:
 def publish_chain(upstream: list[Any]) -> Any:
     """report → security_hub → final_gate. The final gate also waits on the waves directly, so a failed step
     fails the run even though the reports still went out."""
-    from include.patch_compliance.dags.assets import table_assets
-    from include.patch_compliance.publish.operators import PublishFindingsOperator, PublishReportOperator
-
     report = PublishReportOperator(task_id="report", outlets=table_assets())
     findings = PublishFindingsOperator(task_id="security_hub")
-    gate = tasks.final_gate(report.output)
+    gate = airflow_tasks.final_gate(report.output)
     upstream >> report >> findings >> gate
     upstream >> gate
     return gate
@@ -68,8 +70,8 @@ def publish_chain(upstream: list[Any]) -> Any:
 
 def collect_only(plan: Any) -> Any:
     """discover → collect every shard (no command is sent) → publish chain."""
-    go = tasks.proceed()
-    refs = tasks.all_shards(plan)
+    go = airflow_tasks.proceed()
+    refs = airflow_tasks.all_shards(plan)
     plan >> go >> refs
-    collected = tasks.collect.expand(shard=refs)
+    collected = airflow_tasks.collect.expand(shard=refs)
     return publish_chain([collected])

@@ -1,4 +1,4 @@
-"""Airflow task wrappers: each reads the run context and calls one plain function of ``tasks.py``."""
+"""The ``@task`` wrappers: each reads the run context and calls one plain step body of ``steps.py``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from include.patch_compliance import tasks as body
+from include.patch_compliance import steps
 from include.patch_compliance.discover.plan import PlanError
 from include.patch_compliance.runtime import RunContext
 from include.patch_compliance.scan.command import InstallNotAllowed, resolve_operation
@@ -40,7 +40,7 @@ def _discover(run: RunContext, params: dict[str, Any]) -> dict[str, Any]:
                 f"Install runs need waves in sequence, but waves {parallel} have parallel_with_previous: true; "
                 "set it to false or run a Scan"
             )
-    plan = body.plan_fleet(run, params.get("ou_ids"), params.get("regions"))
+    plan = steps.plan_fleet(run, params.get("ou_ids"), params.get("regions"))
     log.info(
         "plan: %d account-regions in %d accounts, %d skipped, waves %s",
         plan["targets"],
@@ -66,7 +66,7 @@ def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str
         operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
     except InstallNotAllowed as exc:
         raise AirflowFailException(str(exc)) from None
-    decision = body.wave_gate(run, wave, previous, operation)
+    decision = steps.wave_gate(run, wave, previous, operation)
     if decision["held"]:
         raise AirflowSkipException(decision["reason"])
     return plan["waves"].get(wave, [])
@@ -77,7 +77,7 @@ def collect(shard: dict[str, Any]) -> dict[str, Any]:
     """Collect patch states, patches, compliance items, node and EC2 info of every target in the shard."""
     run, context = _run()
     context["pc_label"] = shard.get("label", "")
-    return body.collect_shard(run, shard)
+    return steps.collect_shard(run, shard)
 
 
 @task(task_id="final_gate", trigger_rule="none_failed")
@@ -85,7 +85,7 @@ def final_gate(report: dict[str, Any]) -> str:
     """Fail the run, after the reports are published, above the unreachable threshold or if a wave was held."""
     run, _ = _run()
     try:
-        verdict = body.final_gate(run, report.get("totals", {}))
+        verdict = steps.final_gate(run, report.get("totals", {}))
     except RuntimeError as exc:  # a verdict on this run's data: retrying would give the same answer
         raise AirflowFailException(str(exc)) from None
     log.info(verdict)
@@ -102,4 +102,4 @@ def all_shards(plan: dict[str, Any]) -> list[dict[str, Any]]:
 def fleet_daily() -> dict[str, Any]:
     """Rebuild the fleet_daily table from the published history of both DAGs."""
     run, _ = _run()
-    return body.trends(run)
+    return steps.trends(run)
