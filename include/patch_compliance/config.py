@@ -23,7 +23,7 @@ OU_REF = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$"
 ROOT_ID = r"^r-[0-9a-z]{4,32}$"
 ACCOUNT_ID = r"^\d{12}$"
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
-# SendCommand patterns (botocore ssm model, aws_domain §1.1).
+# SendCommand patterns (botocore ssm model, docs/aws-behaviours.md §1).
 MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")
@@ -79,7 +79,7 @@ class TargetsConfig(_Model):
         if self.mode == "tags" and not self.tags:
             raise ValueError("targets.mode 'tags' needs at least one entry in targets.tags, e.g. {Patch: ['true']}")
         if len(self.tags) > 5:
-            raise ValueError("SendCommand takes at most 5 Targets (aws_domain §1.1)")
+            raise ValueError("SendCommand takes at most 5 Targets (docs/aws-behaviours.md §1)")
         return self
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from include.patch_compliance.config import FleetConfig, OrganizationConfig, WaveConfig
 from include.patch_compliance.discover.org import Account, OrgUnit
 
-# [core] max_map_length default (airflow.md §2.2): a longer list fails the upstream task.
+# [core] max_map_length default (docs/aws-behaviours.md §21): a longer list fails the upstream task.
 MAX_MAP_LENGTH = 1024
 
 
