@@ -12,7 +12,7 @@ class Platform:
     platform_type: str  # Linux | Windows
     platform_name: str
     platform_version: str
-    plugin: str  # the AWS-RunPatchBaseline step that runs on it (aws_domain §1.1)
+    plugin: str  # the AWS-RunPatchBaseline step that runs on it (docs/aws-behaviours.md §2)
     details: str  # EC2 PlatformDetails
 
 
@@ -104,7 +104,8 @@ def _cves(rng: random.Random, n: int, year_hint: int) -> tuple[str, ...]:
 
 
 def build_catalog(platform: str, seed: int, now: float) -> list[Patch]:
-    """Patches for one platform. Linux lists two versions of a package under the same KBId (aws_domain §1.4)."""
+    """Patches for one platform. Linux lists two versions of a package under the same KBId (docs/aws-behaviours.md
+    §7)."""
     rng = random.Random(f"catalog:{platform}:{seed}")
     out: list[Patch] = []
     if platform == "win2022":

@@ -24,7 +24,7 @@ from sandbox.world import World
 SSM_HANDLERS = {**COMMAND_HANDLERS, **INVENTORY_HANDLERS}
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
-# What an opted-out / disabled region answers, per protocol (aws_domain §1.11).
+# What an opted-out / disabled region answers, per protocol (docs/aws-behaviours.md §13).
 REFUSED = {
     "json": ("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
     "rest-json": ("UnrecognizedClientException", 403, "The security token included in the request is invalid."),

@@ -21,7 +21,7 @@ import yaml
 
 KNOWN_KEYS = {"throttle", "accounts_without_role", "refuse_regions", "invocation_failure_rate", "slow_commands"}
 
-# The error each protocol family answers when throttled (aws_domain §1.10-1.12).
+# The error each protocol family answers when throttled (docs/aws-behaviours.md §18).
 THROTTLE_ERRORS = {
     "organizations": ("TooManyRequestsException", 400),
     "securityhub": ("LimitExceededException", 429),

@@ -2,7 +2,7 @@
 
 A node keeps two patch views: `truth` (what is on disk now) and `reported` (what the last Scan/Install
 told SSM). DescribeInstancePatches / patch states / Patch compliance items serve `reported`; only a
-successful AWS-RunPatchBaseline run copies `truth` into `reported` (aws_domain §1.1, §1.5).
+successful AWS-RunPatchBaseline run copies `truth` into `reported` (docs/aws-behaviours.md §2, §8).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Node:
 
     @property
     def managed(self) -> bool:
-        """Listed by DescribeInstanceInformation: agent registered, not stopped/terminated (aws_domain §1.6)."""
+        """Listed by DescribeInstanceInformation: agent registered, not stopped/terminated (docs/aws-behaviours.md
+        §9)."""
         return self.has_agent and not self.terminated and self.ec2_state in (None, "running")
 
 
@@ -201,7 +202,7 @@ def _seed_history(rng: random.Random, node: Node, now: float) -> None:
         "SnapshotId": str(uuid.UUID(int=rng.getrandbits(128))),
     }
     node.patch_exec = {"ExecutionTime": end, "ExecutionId": exec_id, "ExecutionType": "Command"}
-    if node.resource_type == "EC2Instance":  # AWS-RunPatchBaselineAssociation is EC2-only (aws_domain §1.1)
+    if node.resource_type == "EC2Instance":  # AWS-RunPatchBaselineAssociation is EC2-only (docs/aws-behaviours.md §2)
         assoc_id = str(uuid.UUID(int=rng.getrandbits(128)))
         node.association = {
             "Id": assoc_id,

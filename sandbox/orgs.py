@@ -3,7 +3,7 @@ ids so the calls we pass through (policies, tags, ...) see the same organisation
 
 Why not moto's own list calls: moto draws random ids, pages ListAccounts on JoinedTimestamp (accounts created in
 the same second get skipped), never pages ListChildren, omits `Paths`/`Path`, and never returns the empty
-page with a NextToken that AWS documents (aws_domain §1.11, §3.1).
+page with a NextToken that AWS documents (docs/aws-behaviours.md §11, §19).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sandbox.faults import RateCounter
 from sandbox.fleet import Account, Fleet, Ou
 from sandbox.paging import decode_token, encode_token
 
-EMPTY_PAGE_RATE = 0.25  # "List* operations can occasionally return an empty set of results" (aws_domain §1.11)
+# "List* operations can occasionally return an empty set of results" (docs/aws-behaviours.md §11)
+EMPTY_PAGE_RATE = 0.25
 DEFAULT_PAGE = 20
 
 
@@ -126,7 +127,7 @@ class Organizations:
 
     def list_accounts_for_parent(self, body: dict) -> dict:
         self._require_parent(body["ParentId"])
-        # Direct children only, not accounts of nested OUs (aws_domain §1.11).
+        # Direct children only, not accounts of nested OUs (docs/aws-behaviours.md §11).
         items = [self.account_shape(a) for a in self.fleet.accounts if a.ou_id == body["ParentId"]]
         return self._page("ListAccountsForParent", items, body, "Accounts", f"accounts:{body['ParentId']}")
 

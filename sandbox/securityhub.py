@@ -1,6 +1,6 @@
 """Security Hub (CSPM) emulator backend, called by the sandbox server for requests whose SigV4 service is
 ``securityhub``. moto's Security Hub merges findings regardless of UpdatedAt, ignores filters and has no account
-rule or BatchUpdateFindings (aws_domain §3.1), so this is our own, following aws_domain §1.10 and the botocore
+rule or BatchUpdateFindings (docs/aws-behaviours.md §19), so this is our own, following §14-§17 there and the botocore
 ``securityhub`` model (REST paths, shapes, limits).
 
 State is per (account, region); one lock guards it all (calls are short, contention is not a concern).
@@ -124,7 +124,7 @@ def subscription_arn(account_id: str, region: str, company: str, name: str) -> s
 
 
 def parse_timestamp(value: Any) -> tuple[datetime, int] | None:
-    """RFC-3339 with up to 9 fractional digits, ``Z`` or an offset (aws_domain §1.10), as (UTC second,
+    """RFC-3339 with up to 9 fractional digits, ``Z`` or an offset (docs/aws-behaviours.md §14), as (UTC second,
     nanoseconds) so that two timestamps compare exactly. None if not valid."""
     if not isinstance(value, str):
         return None
@@ -300,7 +300,7 @@ class SecurityHubEmulator:
         self._request_count += 1
         n = self._throttle_every_n
         if n is not None and self._request_count % n == 0:
-            # Throttling raises LimitExceededException, HTTP 429 (aws_domain §1.10).
+            # Throttling raises LimitExceededException, HTTP 429 (docs/aws-behaviours.md §15).
             raise ServiceError(429, "LimitExceededException", "Rate exceeded")
 
     def _hub(self, account_id: str, region: str) -> _Hub:
@@ -412,7 +412,7 @@ class SecurityHubEmulator:
             owner = finding.get("AwsAccountId")
             # With the default product ARN a finding can only be imported from its own account; a mismatch (or
             # another account's/product's ARN) fails the whole call with a misleading AccessDeniedException
-            # (aws_domain §1.10; prowler-cloud/prowler#867, cloud-custodian#6091).
+            # (docs/aws-behaviours.md §15; prowler-cloud/prowler#867, cloud-custodian#6091).
             if (isinstance(product, str) and product != own_product) or (
                 isinstance(owner, str) and owner != account_id
             ):
@@ -431,7 +431,7 @@ class SecurityHubEmulator:
             shown_id = finding_id if isinstance(finding_id, str) and finding_id else "unknown"
             if hub is None or not hub.enabled:
                 # A disabled hub is not an exception for BatchImportFindings: each finding is returned in
-                # FailedFindings with InvalidAccess (finding-update-batchimportfindings.md, aws_domain §1.10).
+                # FailedFindings with InvalidAccess (docs/aws-behaviours.md §15).
                 failed.append(
                     _failure(shown_id, "InvalidAccess", f"Account {account_id} is not subscribed to AWS Security Hub")
                 )
@@ -466,7 +466,7 @@ class SecurityHubEmulator:
         existing = hub.findings.get(key)
         if existing is not None:
             # Same Id + ProductArn: an update only when UpdatedAt is later; otherwise silently ignored and still
-            # counted as a success (finding-update-batchimportfindings.md; aws_domain §1.10).
+            # counted as a success (docs/aws-behaviours.md §16).
             if parse_timestamp(finding["UpdatedAt"]) <= parse_timestamp(existing.finding["UpdatedAt"]):
                 return
         new = copy.deepcopy(finding)
@@ -714,7 +714,7 @@ def _field_check(get: Callable[[dict], list[str]], comparisons: list[tuple[str, 
 # ---------------------------------------------------------------------- ASFF validation
 def validate_finding(finding: Any) -> str | None:
     """The first ASFF problem of a finding, worded like Security Hub's ("data should have required property
-    'Title'"), or None (aws_domain §1.10 required and bounded fields)."""
+    'Title'"), or None (docs/aws-behaviours.md §14 required and bounded fields)."""
     if not isinstance(finding, dict):
         return "data should be object"
     for name in REQUIRED_FIELDS:
@@ -784,7 +784,7 @@ def _severity(finding: dict) -> str | None:
     if normalized is not None and not (isinstance(normalized, int) and 0 <= normalized <= 100):
         return "data.Severity.Normalized should be an integer 0..100"
     # Label or Normalized must be set, at the top level or in FindingProviderFields ("If neither attribute is
-    # populated, then the finding is not valid", aws_domain §1.10).
+    # populated, then the finding is not valid", docs/aws-behaviours.md §14).
     if "Label" not in top and normalized is None and "Label" not in provider:
         return "data should have required property 'Severity', data should match some schema in anyOf"
     return None

@@ -1,6 +1,6 @@
 """Security Hub as an organization typically has it: enabled in every reachable account-region, Patch Manager's
 own export turned off (the team uses our findings instead), with two deliberate exceptions to rehearse against:
-one account-region never enabled, and one where someone left the native export on (aws_domain §1.10)."""
+one account-region never enabled, and one where someone left the native export on (docs/aws-behaviours.md §17)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SSM Run Command actions (SendCommand, ListCommands, ListCommandInvocations, GetCommandInvocation,
-CancelCommand) with AWS's validation, error codes, paging and eventual consistency (aws_domain §1.1-1.2)."""
+CancelCommand) with AWS's validation, error codes, paging and eventual consistency (docs/aws-behaviours.md §1-§5)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _check_parameters(spec: DocSpec, params: dict[str, list[str]]) -> None:
 
 
 def _match_targets(rd: RegionData, targets: list[dict]) -> list[Node]:
-    """Several Keys are ANDed, several Values of one Key ORed (aws_domain §1.1)."""
+    """Several Keys are ANDed, several Values of one Key ORed (docs/aws-behaviours.md §1)."""
     nodes = rd.managed_nodes()
     for target in targets:
         key, values = target.get("Key", ""), target.get("Values", [])
@@ -161,7 +161,7 @@ def command_shape(cmd: Command, now: float) -> dict:
         "Comment": cmd.comment,
         "ExpiresAfter": cmd.requested_at + cmd.timeout_seconds + cmd.doc.execution_timeout,
         "Parameters": cmd.parameters,
-        # With Targets the node list is only known from ListCommandInvocations (aws_domain §1.1).
+        # With Targets the node list is only known from ListCommandInvocations (docs/aws-behaviours.md §1).
         "InstanceIds": list(cmd.instance_ids),
         "Targets": cmd.targets,
         "RequestedDateTime": cmd.requested_at,
@@ -326,7 +326,7 @@ def list_command_invocations(world: World, rd: RegionData, body: dict) -> dict:
     items = []
     for cmd in cmds:
         if not cmd.visible(now):
-            continue  # right after SendCommand the list is still empty (aws_domain §1.2)
+            continue  # right after SendCommand the list is still empty (docs/aws-behaviours.md §5)
         for inv in cmd.invocations:
             if iid and inv.instance_id != iid:
                 continue
@@ -358,7 +358,7 @@ def get_command_invocation(world: World, rd: RegionData, body: dict) -> dict:
             if cmd.doc.name != "AWS-RunShellScript"
             else {"aws:runShellScript"}
         )
-        if plugin not in steps:  # must be the document's step name, not the action (aws_domain §1.1)
+        if plugin not in steps:  # must be the document's step name, not the action (docs/aws-behaviours.md §2)
             raise AwsError("InvalidPluginName", f"The plugin name {plugin} is not valid for {cmd.doc.name}.")
         raise AwsError("InvocationDoesNotExist", f"Step {plugin} did not run on {iid}.")
     detail, code, started, finished = inv.state(now)

@@ -1,7 +1,7 @@
 """Run Command model: documents, per-invocation schedule over emulated time, and AWS's status rules.
 
 The whole schedule (dispatch ramp under MaxConcurrency, outcomes, MaxErrors termination) is computed once at
-SendCommand from the seed, then every read evaluates it at the current emulated time (aws_domain §1.2).
+SendCommand from the seed, then every read evaluates it at the current emulated time (docs/aws-behaviours.md §1, §3).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sandbox.nodes import Node
 
-VISIBILITY_DELAY = 1.0  # emulated seconds before invocations appear (eventual consistency, aws_domain §1.2)
+VISIBILITY_DELAY = 1.0  # emulated seconds before invocations appear (eventual consistency, docs/aws-behaviours.md §5)
 RAMP_STEP = 5.0  # emulated seconds between ramp-up steps (1, then 2 more, then 4 more ...)
 UNDELIVERABLE_AFTER = 30.0
 
@@ -218,7 +218,7 @@ def _execution_timeout(cmd: Command) -> float:
 
 def schedule(cmd: Command, seed: int, slow: float) -> None:
     """Dispatch with the ramp (1, +2, +4, ... up to MaxConcurrency), then stop dispatching once errors exceed
-    MaxErrors: the rest become Terminated (aws_domain §1.1 MaxConcurrency/MaxErrors)."""
+    MaxErrors: the rest become Terminated (docs/aws-behaviours.md §1 MaxConcurrency/MaxErrors)."""
     invs = cmd.invocations
     total = len(invs)
     if not total:
@@ -274,7 +274,7 @@ def _dispatch(cmd: Command, inv: Invocation, t: float, seed: int, slow: float) -
 
 
 def command_status(cmd: Command, now: float) -> dict:
-    """Status, StatusDetails and counters by AWS's rules (aws_domain §1.2)."""
+    """Status, StatusDetails and counters by AWS's rules (docs/aws-behaviours.md §3)."""
     invs = cmd.invocations
     visible = cmd.visible(now)
     details = [inv.state(now)[0] for inv in invs] if visible else []

@@ -1,4 +1,4 @@
-"""SSM node, patch and compliance read APIs (aws_domain §1.3-1.7) over the generated fleet."""
+"""SSM node, patch and compliance read APIs (docs/aws-behaviours.md §6-§10) over the generated fleet."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def describe_instance_information(world: World, rd: RegionData, body: dict) -> d
     pairs = [(f["Key"], f["Values"]) for f in filters] + [(f["key"], f["valueSet"]) for f in legacy]
     has_tag = any(k.startswith("tag:") or k == "tag-key" for k, _ in pairs)
     if has_tag and any(not (k.startswith("tag:") or k == "tag-key") for k, _ in pairs):
-        raise AwsError("InvalidFilterKey", "Tag filters can't be combined with other filter keys (aws_domain §1.6)")
+        raise AwsError(
+            "InvalidFilterKey", "Tag filters can't be combined with other filter keys (docs/aws-behaviours.md §9)"
+        )
     for key, values in pairs:
         if not (key.startswith("tag:") or key == "tag-key" or key in DII_KEYS):
             raise AwsError(
@@ -96,7 +98,7 @@ def describe_instance_information(world: World, rd: RegionData, body: dict) -> d
                 if not INSTANCE_ID_RE.match(v):
                     raise AwsError("InvalidInstanceId", f"Instance ID {v} is not valid.")
     out = []
-    for node in rd.managed_nodes():  # never stopped or terminated nodes (aws_domain §1.6)
+    for node in rd.managed_nodes():  # never stopped or terminated nodes (docs/aws-behaviours.md §9)
         info = instance_information(node)
         if all(_dii_match(node, info, k, v) for k, v in pairs):
             out.append(info)
@@ -118,7 +120,7 @@ def _dii_match(node: Node, info: dict, key: str, values: list[str]) -> bool:
 
 
 def describe_instance_patch_states(world: World, rd: RegionData, body: dict) -> dict:
-    # Model allows 100, the live service rejects > 50 (aws_domain §1.3).
+    # Model allows 100, the live service rejects > 50 (docs/aws-behaviours.md §6).
     check_max(body.get("MaxResults"), 50, "maxResults")
     world.settle(rd)
     states = []
@@ -197,7 +199,7 @@ def describe_instance_patches(world: World, rd: RegionData, body: dict) -> dict:
 
 
 def _norm(value: str) -> str:
-    """State filters accept CamelCase and UPPER_SNAKE spellings (aws_domain §1.4)."""
+    """State filters accept CamelCase and UPPER_SNAKE spellings (docs/aws-behaviours.md §7)."""
     return value.replace("_", "").lower()
 
 
@@ -239,7 +241,7 @@ def _compliance_filter(filters: list[dict], keys: set[str]) -> Callable[[dict], 
 
 def list_compliance_items(world: World, rd: RegionData, body: dict) -> dict:
     ids = body.get("ResourceIds") or []
-    if len(ids) != 1:  # "Currently, you can only specify one resource ID" (aws_domain §1.7)
+    if len(ids) != 1:  # "Currently, you can only specify one resource ID" (docs/aws-behaviours.md §10)
         raise AwsError("ValidationException", f"ResourceIds must hold exactly one resource ID, got {len(ids)}")
     types = body.get("ResourceTypes") or ["ManagedInstance"]
     if types != ["ManagedInstance"]:

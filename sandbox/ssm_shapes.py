@@ -1,5 +1,5 @@
 """Builds SSM response items (InstanceInformation, InstancePatchState, PatchComplianceData, ComplianceItem)
-from node data, in the shapes and spellings the live service returns (aws_domain §1.3-1.7)."""
+from node data, in the shapes and spellings the live service returns (docs/aws-behaviours.md §6-§10)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def patch_counts(node: Node, catalog: list[Patch]) -> dict:
                 counts["SecurityNonCompliantCount"] += 1
             else:
                 counts["OtherNonCompliantCount"] += 1
-    if node.platform.platform_type == "Windows":  # Windows only (aws_domain §1.3)
+    if node.platform.platform_type == "Windows":  # Windows only (docs/aws-behaviours.md §6)
         counts["AvailableSecurityUpdateCount"] = available
     return counts
 
@@ -104,7 +104,7 @@ def instance_patch_state(node: Node, region: RegionData) -> dict | None:
 
 def patch_compliance_data(node: Node, region: RegionData) -> list[dict]:
     """DescribeInstancePatches items: CamelCase State, CVEIds only for Missing/Failed, InstalledTime 0 when not
-    installed, empty Title/Classification/Severity for InstalledOther/NotApplicable (aws_domain §1.4)."""
+    installed, empty Title/Classification/Severity for InstalledOther/NotApplicable (docs/aws-behaviours.md §7)."""
     out = []
     catalog = region.catalogs[node.platform.key]
     for i, (patch, state) in enumerate(zip(catalog, node.reported or [], strict=False)):
@@ -134,7 +134,7 @@ def compliance_items(node: Node, region: RegionData) -> list[dict]:
         catalog = region.catalogs[node.platform.key]
         for i, (patch, state) in enumerate(zip(catalog, node.reported, strict=False)):
             if state == "NotApplicable":
-                status = ""  # Windows not-applicable items carry an empty Status (aws_domain §1.5)
+                status = ""  # Windows not-applicable items carry an empty Status (docs/aws-behaviours.md §8)
             else:
                 status = "NON_COMPLIANT" if state in NON_COMPLIANT_STATES else "COMPLIANT"
             details = {

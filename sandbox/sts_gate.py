@@ -1,4 +1,4 @@
-"""STS AssumeRole gate: moto lets anyone assume any role ARN, AWS does not (aws_domain §1.11, §3.1)."""
+"""STS AssumeRole gate: moto lets anyone assume any role ARN, AWS does not (docs/aws-behaviours.md §12, §19)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Server-side constraint checks from the botocore model, as the service applies them.
 
-botocore only checks `min` client-side (aws_domain §1.1), so max/pattern/enum violations reach the service
+botocore only checks `min` client-side (docs/aws-behaviours.md §1), so max/pattern/enum violations reach the service
 and come back as `ValidationException: N validation error(s) detected: Value 'x' at 'field' failed to satisfy
 constraint: ...`. We reproduce that message format.
 """
@@ -116,7 +116,8 @@ def validate_input(service: str, operation: str, params: dict) -> None:
 
 
 def check_max(value: int | None, limit: int, field_name: str) -> None:
-    """A live-service limit tighter than the model (e.g. DescribeInstancePatchStates MaxResults, aws_domain §1.3)."""
+    """A live-service limit tighter than the model (e.g. DescribeInstancePatchStates MaxResults,
+    docs/aws-behaviours.md §6)."""
     if value is not None and value > limit:
         raise AwsError(
             "ValidationException",

@@ -70,7 +70,8 @@ class World:
             return self.commands.setdefault((account_id, region), {})
 
     def settle(self, rd: RegionData) -> None:
-        """Apply the effects of every invocation that succeeded by now, in completion order (aws_domain §1.1)."""
+        """Apply the effects of every invocation that succeeded by now, in completion order (docs/aws-behaviours.md
+        §2)."""
         now = self.clock.now()
         with self.lock:
             due: list[tuple[float, Command, Invocation]] = []
@@ -121,7 +122,7 @@ def apply_success(node: Node, cmd: Command, inv: Invocation) -> None:
     if op == "Install":
         _install(node, end, reboot)
     if name == "AWS-RunPatchBaselineAssociation":
-        # Reports through PutComplianceItems as type Association only, no patch detail (aws_domain §1.1).
+        # Reports through PutComplianceItems as type Association only, no patch detail (docs/aws-behaviours.md §2).
         node.association = {
             "Id": cmd.parameters["AssociationId"][0],
             "Title": "AWS-RunPatchBaselineAssociation",

@@ -27,7 +27,7 @@ def local_env(port: int, airflow_home: Path) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers (airflow.md §2.9)
+            "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor forks this many workers (docs/aws-behaviours.md §24)
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}),
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": "testing",

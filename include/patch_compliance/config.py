@@ -28,7 +28,7 @@ CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
 
 # A wave takes OUs by id or path, or "*" for every OU no other wave names.
 WAVE_OU_REF = r"^(\*|" + OU_REF_PATTERN[2:-2] + r")$"
-# SendCommand patterns (botocore ssm model, aws_domain §1.1).
+# SendCommand patterns (botocore ssm model, docs/aws-behaviours.md §1).
 MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
 
@@ -81,7 +81,7 @@ class TargetsConfig(_Model):
         if self.mode == "tags" and not self.tags:
             raise ValueError("targets.mode 'tags' needs at least one entry in targets.tags, e.g. {Patch: ['true']}")
         if len(self.tags) > 5:
-            raise ValueError("SendCommand takes at most 5 Targets (aws_domain §1.1)")
+            raise ValueError("SendCommand takes at most 5 Targets (docs/aws-behaviours.md §1)")
         return self
 
 

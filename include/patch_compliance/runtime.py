@@ -38,7 +38,7 @@ class RunContext:
 
     @property
     def session_name(self) -> str:
-        """RoleSessionName (≤ 64 chars) carrying the run id, for CloudTrail (aws_domain §1.11)."""
+        """RoleSessionName (≤ 64 chars) carrying the run id, for CloudTrail (docs/aws-behaviours.md §12)."""
         return safe_session_name(f"pc-{self.run_id}")
 
     @cached_property

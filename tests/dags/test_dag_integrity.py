@@ -19,7 +19,7 @@ NO_AWS = {"proceed"}
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    # Airflow 3.3 removed include_examples (airflow.md §2.10); examples are off through the environment.
+    # Airflow 3.3 removed include_examples (docs/aws-behaviours.md §24); examples are off through the environment.
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 

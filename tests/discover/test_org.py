@@ -103,7 +103,7 @@ def test_waves_take_most_specific_ou_and_star_takes_rest(org):
 
 
 def test_walk_follows_empty_pages_with_next_token():
-    """Organizations List* may return an empty page while a NextToken remains (aws_domain §1.11)."""
+    """Organizations List* may return an empty page while a NextToken remains (docs/aws-behaviours.md §11)."""
     client = boto3.client("organizations", region_name="us-east-1")
     stub = Stubber(client)
     root = {"Id": "r-ab12", "Arn": "arn:aws:organizations::123456789012:root/o-abcdefghij/r-ab12", "Name": "Root"}

@@ -1,5 +1,5 @@
 """Isolation and retries under injected faults: a refused region is recorded as UNREACHABLE and the run goes on;
-throttling is absorbed by the standard retry mode without losing data (aws_domain §1.12)."""
+throttling is absorbed by the standard retry mode without losing data (docs/aws-behaviours.md §18)."""
 
 from __future__ import annotations
 

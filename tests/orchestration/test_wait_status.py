@@ -21,7 +21,7 @@ TARGET = {
 }
 CMD = "11111111-2222-3333-4444-555555555555"
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
-# Every terminal (Status, StatusDetails) pair an invocation can end in (aws_domain §1.2).
+# Every terminal (Status, StatusDetails) pair an invocation can end in (docs/aws-behaviours.md §3).
 TERMINAL = [
     ("Success", "Success"),
     ("Failed", "Failed"),
@@ -98,7 +98,7 @@ def test_all_pages_beyond_50_and_every_terminal_status_are_recorded():
 
 
 def test_no_invocations_yet_and_unknown_command_keep_waiting():
-    """Right after SendCommand the command or its invocations may not be listed yet (aws_domain §1.2)."""
+    """Right after SendCommand the command or its invocations may not be listed yet (docs/aws-behaviours.md §5)."""
     ssm = boto3.client("ssm", region_name="eu-west-1")
     scan = [{"target": TARGET, "commands": [{"command_id": CMD}]}]
     with Stubber(ssm) as stub:

@@ -20,7 +20,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 def member_session(sb: RunningSandbox, account_id: str, region: str = "us-east-1") -> boto3.Session:
-    """Credentials for the member role in `account_id` (aws_domain §1.11)."""
+    """Credentials for the member role in `account_id` (docs/aws-behaviours.md §12)."""
     sts = sb.client("sts", region)
     creds = sts.assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/{sb.fleet['member_role_name']}", RoleSessionName="tests"

@@ -1,4 +1,5 @@
-"""What successful runs change (aws_domain §1.1, §1.5) and the admin endpoints (remediate, terminate, advance)."""
+"""What successful runs change (docs/aws-behaviours.md §2, §8) and the admin endpoints (remediate, terminate,
+advance)."""
 
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def test_install_no_reboot_leaves_pending_reboot_and_non_compliant(sandbox, ssm)
         for s in all_pages(ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems")
         if s["ResourceId"] == iid and s["ComplianceType"] == "Patch"
     )
-    assert summary["Status"] == "NON_COMPLIANT"  # pending reboot is non-compliant (aws_domain §1.5)
+    assert summary["Status"] == "NON_COMPLIANT"  # pending reboot is non-compliant (docs/aws-behaviours.md §8)
     _run(sandbox, ssm, iid, Operation="Install", RebootOption="RebootIfNeeded")
     state = _state(ssm, iid)
     assert state["InstalledPendingRebootCount"] == 0 and state["RebootOption"] == "RebootIfNeeded"

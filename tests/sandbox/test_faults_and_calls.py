@@ -1,4 +1,5 @@
-"""Fault injection (deterministic), the call counter, Security Hub routing and the status rules of §1.2."""
+"""Fault injection (deterministic), the call counter, Security Hub routing and the status rules of
+docs/aws-behaviours.md §3."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_ssm_throttling_every_other_call(sandbox):
             except botocore.exceptions.ClientError as exc:
                 results.append(exc.response["Error"]["Code"])
         assert results == ["ok", "ThrottlingException", "ok", "ThrottlingException"]
-        # Standard retry mode rides through it (aws_domain §1.12).
+        # Standard retry mode rides through it (docs/aws-behaviours.md §18).
         retrying = client(sandbox, "ssm", config=botocore.config.Config(retries={"mode": "standard"}))
         assert retrying.describe_instance_information()["InstanceInformationList"]
     finally:
@@ -190,7 +191,7 @@ def test_securityhub_falls_back_to_moto_without_the_module(sandbox):
         app.securityhub = real
 
 
-# -- status rules (aws_domain §1.2), on the model directly so every branch is pinned --------------------------------
+# -- status rules (docs/aws-behaviours.md §3), on the model directly so every branch is pinned ----------------------
 
 
 def _cmd(outcomes: list[str], max_errors: str = "0", max_concurrency: str = "50") -> Command:

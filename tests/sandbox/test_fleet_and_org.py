@@ -1,4 +1,4 @@
-"""Fleet generator, Organizations reads (paging quirks, aws_domain §1.11) and the AssumeRole gate."""
+"""Fleet generator, Organizations reads (paging quirks, docs/aws-behaviours.md §11) and the AssumeRole gate."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_org_list_calls_sometimes_return_an_empty_page_with_a_token(sandbox):
             token = resp.get("NextToken")
             if not token:
                 break
-    assert any(p["Accounts"] == [] and p.get("NextToken") for p in pages), "aws_domain §1.11 empty page quirk"
+    assert any(p["Accounts"] == [] and p.get("NextToken") for p in pages), "docs/aws-behaviours.md §11 empty page quirk"
     # Every walk still ends with every account exactly once.
     assert sorted(a["Id"] for a in all_pages(org.list_accounts, "Accounts", MaxResults=2)) == sorted(
         a["id"] for a in sandbox.fleet["accounts"]

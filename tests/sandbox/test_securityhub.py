@@ -1,4 +1,4 @@
-"""Security Hub emulator: each AWS rule it reproduces (aws_domain §1.10), directly and through boto3."""
+"""Security Hub emulator: each AWS rule it reproduces (docs/aws-behaviours.md §14-§16), directly and through boto3."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def test_import_of_101_through_boto3_is_refused_by_the_service(client_for) -> No
     ],
 )
 def test_import_for_another_account_or_product_is_access_denied_for_the_whole_call(hub, overrides) -> None:
-    # aws_domain §1.10 account rule (prowler#867): AccessDeniedException, nothing stored.
+    # docs/aws-behaviours.md §15 account rule (prowler#867): AccessDeniedException, nothing stored.
     status, body = import_(hub, finding("ok"), finding("bad", **overrides))
     assert (status, body["Code"]) == (403, "AccessDeniedException")
     assert "securityhub:BatchImportFindings" in body["Message"]
@@ -475,7 +475,7 @@ def test_throttle_every_n_is_deterministic_429_limit_exceeded(hub) -> None:
 
 
 def test_standard_retry_mode_retries_limit_exceeded(client_for) -> None:
-    # aws_domain §1.12: standard mode treats LimitExceededException as throttling and retries it.
+    # docs/aws-behaviours.md §18: standard mode treats LimitExceededException as throttling and retries it.
     client = client_for(attempts=3)
     client.enable_security_hub()
     client_for.emulator.set_faults(throttle_every_n=2)

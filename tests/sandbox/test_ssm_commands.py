@@ -1,5 +1,5 @@
 """Run Command through boto3: validation and error codes, eventual consistency, lifecycle over emulated time,
-MaxConcurrency/MaxErrors, cancel, paging and filters (aws_domain §1.1-1.2)."""
+MaxConcurrency/MaxErrors, cancel, paging and filters (docs/aws-behaviours.md §1-§5)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_send_command_defaults_and_eventual_consistency(sandbox, ssm, linux_id):
     assert (cmd["MaxConcurrency"], cmd["MaxErrors"], cmd["TimeoutSeconds"]) == ("50", "0", 3600)
     assert cmd["Status"] == "Pending" and cmd["InstanceIds"] == [linux_id] and cmd["TargetCount"] == 1
     assert len(cmd["CommandId"]) == 36
-    # Right after sending: no invocations yet, GetCommandInvocation raises (aws_domain §1.2).
+    # Right after sending: no invocations yet, GetCommandInvocation raises (docs/aws-behaviours.md §5).
     assert ssm.list_command_invocations(CommandId=cmd["CommandId"])["CommandInvocations"] == []
     err = _error(ssm.get_command_invocation, CommandId=cmd["CommandId"], InstanceId=linux_id)
     assert err["Code"] == "InvocationDoesNotExist"
@@ -177,7 +177,7 @@ def test_lifecycle_pending_in_progress_success_with_patch_plugin(sandbox, ssm, l
     )
     detail = ssm.list_command_invocations(CommandId=cid, Details=True)["CommandInvocations"][0]
     assert [p["Name"] for p in detail["CommandPlugins"]] == ["PatchLinux"]
-    # The plugin name is the document step, not the action (aws_domain §1.1).
+    # The plugin name is the document step, not the action (docs/aws-behaviours.md §2).
     assert (
         _error(ssm.get_command_invocation, CommandId=cid, InstanceId=linux_id, PluginName="aws:runShellScript")["Code"]
         == "InvalidPluginName"
@@ -230,7 +230,8 @@ def test_connection_lost_nodes_are_undeliverable_and_all_undeliverable_fails(san
     cmd = ssm.send_command(**SCAN, InstanceIds=lost[:1] + good)["Command"]
     sandbox.admin("advance", seconds=1000)
     listed = ssm.list_commands(CommandId=cmd["CommandId"])["Commands"][0]
-    assert listed["Status"] == "Success"  # Undeliverable doesn't count for Success/Incomplete (aws_domain §1.2)
+    # Undeliverable doesn't count for Success/Incomplete (docs/aws-behaviours.md §3)
+    assert listed["Status"] == "Success"
 
 
 def test_max_concurrency_ramps_and_caps(sandbox, ssm):

@@ -1,5 +1,5 @@
 """DescribeInstanceInformation, patch states, patches and compliance APIs: shapes, limits, paging, filters and
-error codes (aws_domain §1.3-1.7). Every call goes through boto3, so botocore parses every response."""
+error codes (docs/aws-behaviours.md §6-§10). Every call goes through boto3, so botocore parses every response."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_describe_instance_patch_states_limits_and_shape(ssm, nodes):
         _error(ssm.describe_instance_patch_states, InstanceIds=[f"i-{n:017x}" for n in range(51)])["Code"]
         == "ValidationException"
     )
-    # The model allows 100 but the live service rejects > 50 (aws_domain §1.3).
+    # The model allows 100 but the live service rejects > 50 (docs/aws-behaviours.md §6).
     err = _error(ssm.describe_instance_patch_states, InstanceIds=ids, MaxResults=60)
     assert err["Code"] == "ValidationException" and "less than or equal to 50" in err["Message"]
     assert ssm.describe_instance_patch_states(InstanceIds=ids, MaxResults=50)["InstancePatchStates"]
@@ -196,7 +196,7 @@ def test_describe_instance_patches_matches_live_service_quirks(sandbox):
         "Failed",
         "NotApplicable",
         "AvailableSecurityUpdate",
-    }  # CamelCase (aws_domain §1.4)
+    }  # CamelCase (docs/aws-behaviours.md §7)
     assert "Installed" in states and "NotApplicable" in states
     for p in patches:
         if p["State"] in ("InstalledOther", "NotApplicable"):

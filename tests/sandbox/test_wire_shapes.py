@@ -53,8 +53,8 @@ def _conforms(shapes: dict, shape_name: str, value: object, path: str, problems:
 
 
 def _live_quirk(shape_name: str, value: str) -> bool:
-    # Patch states come back CamelCase, not the model's enum (aws_domain §1.4); an unset NotificationConfig comes
-    # back with NotificationType "" (a real SendCommand response, aws_domain §1.1).
+    # Patch states come back CamelCase, not the model's enum (docs/aws-behaviours.md §7); an unset NotificationConfig
+    # comes back with NotificationType "" (a real SendCommand response, docs/aws-behaviours.md §1).
     return shape_name == "PatchComplianceDataState" or (shape_name == "NotificationType" and value == "")
 
 

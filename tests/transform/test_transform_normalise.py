@@ -1,4 +1,4 @@
-"""Value normalisation quirks (aws_domain §1.4, §1.5, §1.7) on Arrow arrays."""
+"""Value normalisation quirks (docs/aws-behaviours.md §7, §8, §10) on Arrow arrays."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from include.patch_compliance.transform import normalise
         ("", None),
     ],
 )
-def test_patch_state_camel_and_upper_snake_spellings_agree_aws_domain_1_4(raw, expected):
+def test_patch_state_camel_and_upper_snake_spellings_agree_aws_behaviours_7(raw, expected):
     assert normalise.patch_state(raw) == expected
     assert normalise.normalise_states(pa.array([raw, None])).to_pylist() == [expected, None]
 
@@ -58,7 +58,7 @@ def test_cve_string_becomes_list():
     assert got == [["CVE-1", "CVE-2"], ["CVE-3", "CVE-4"], [], [], ["CVE-5"]]
 
 
-def test_epoch_zero_and_empty_times_become_null_aws_domain_1_4():
+def test_epoch_zero_and_empty_times_become_null_aws_behaviours_7():
     got = normalise.parse_time_strings(
         pa.array(["1970-01-01T00:00:00+00:00", "1970-01-01T00:00:00Z", "", None, "2026-11-29T01:02:03+00:00"])
     ).to_pylist()

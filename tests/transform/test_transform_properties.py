@@ -133,7 +133,7 @@ def test_build_tables_invariants(spec, rnd: random.Random):
     assert ((counts > 0).any(axis=1) == (nodes["compliance_status"] == "NON_COMPLIANT")).all()
     unknown = nodes["compliance_status"] == "UNKNOWN"
     assert nodes.loc[unknown, list(NON_COMPLIANT_COUNTS)].isna().all().all()
-    # Stopped EC2 instances that are not managed never become nodes (aws_domain §1.6).
+    # Stopped EC2 instances that are not managed never become nodes (docs/aws-behaviours.md §9).
     assert set(real.loc[real["coverage_status"] == "UNMANAGED", "ec2_state"]) <= {"running"}
 
     assert not patches.duplicated(PATCH_KEY).any()

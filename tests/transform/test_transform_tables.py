@@ -142,7 +142,7 @@ def test_every_table_has_the_schema_dtypes(fleet):
         (5, "SCAN_FAILED", "COMPLIANT"),  # latest invocation Failed, the older Success is ignored
         (6, "NOT_SCANNED", "UNKNOWN"),
         (7, "STALE", "COMPLIANT"),  # 8 days > stale_after_days 7
-        (8, "SCAN_FAILED", "NON_COMPLIANT"),  # Execution Timed Out; pending reboot is non-compliant (§1.5)
+        (8, "SCAN_FAILED", "NON_COMPLIANT"),  # Execution Timed Out; pending reboot (docs/aws-behaviours.md §8)
         (9, "UNMANAGED", "UNKNOWN"),  # running EC2 not in DescribeInstanceInformation
     ],
 )
@@ -151,7 +151,7 @@ def test_coverage_and_compliance(fleet, n, coverage, compliance):
     assert (row["coverage_status"], row["compliance_status"]) == (coverage, compliance)
 
 
-def test_stopped_ec2_instance_is_not_a_node_aws_domain_1_6(fleet):
+def test_stopped_ec2_instance_is_not_a_node_aws_behaviours_9(fleet):
     assert I[10] not in set(fleet["nodes"]["instance_id"].dropna())
 
 
@@ -179,7 +179,7 @@ def test_node_details(fleet):
     assert node(fleet, I[5])["invocation_status_details"] == "Failed"
 
 
-def test_patches_dedupe_and_normalise_aws_domain_1_4(fleet):
+def test_patches_dedupe_and_normalise_aws_behaviours_7(fleet):
     patches = fleet["patches"]
     mine = patches[patches["instance_id"] == I[1]]
     keys = sorted(zip(mine["kb_id"], mine["title"], mine["state"], strict=True))
@@ -239,7 +239,8 @@ def test_compliance_items(fleet):
     assert patch_item["status"] == "NON_COMPLIANT" and patch_item["classification"] == "Security"
     assert pd.isna(patch_item["installed_time"])  # '' in Details
     na_item = items[items["item_id"] == "KB2"].iloc[0]
-    assert pd.isna(na_item["status"]) and na_item["patch_state"] == "NOT_APPLICABLE"  # Status '' (§1.7)
+    # Status '' (docs/aws-behaviours.md §10)
+    assert pd.isna(na_item["status"]) and na_item["patch_state"] == "NOT_APPLICABLE"
     assoc = items[items["compliance_type"] == "Association"].iloc[0]
     assert pd.isna(assoc["patch_state"]) and assoc["execution_type"] == "Command"
 

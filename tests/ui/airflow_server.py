@@ -105,7 +105,7 @@ def airflow_env(home: Path, port: int, *, dags_folder: Path, extra_env: Mapping[
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            # Workers of a scheduler started against this home must reach this api-server (airflow.md §2.9).
+            # Workers of a scheduler started against this home must reach this api-server (docs/aws-behaviours.md §24).
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": "browser-test-secret-not-for-production-0123456789",
             "AIRFLOW__CORE__FERNET_KEY": "",

@@ -79,7 +79,7 @@ def server(emulator, published: dict, config_file: Path) -> Iterator[ApiServer]:
 
 def run_probe_dag(server: ApiServer) -> None:
     """One run of the mapped probe DAG (in-process executor of ``dags test``, which first syncs the DAG bundle to
-    the DB: airflow.md §2.9); it runs while the api-server boots."""
+    the DB: docs/aws-behaviours.md §24); it runs while the api-server boots."""
     server.airflow("dags", "test", "pc_links_probe", "2026-11-29T00:00:00+00:00")
 
 

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 T = TypeVar("T")
 
 DEFAULT_REGION = "us-east-1"
-# Organizations is a global API served from us-east-1 (airflow.md §1.11).
+# Organizations is a global API served from us-east-1 (docs/aws-behaviours.md §11).
 GLOBAL_REGION = "us-east-1"
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 # Error codes meaning "this account or region cannot be used at all", as opposed to a bad request.
@@ -53,7 +53,7 @@ class TargetUnreachable(Exception):
 
 
 def safe_session_name(text: str) -> str:
-    """RoleSessionName is 2..64 chars of ``[\\w+=,.@-]`` (aws_domain §1.11); run ids contain ':' and more."""
+    """RoleSessionName is 2..64 chars of ``[\\w+=,.@-]`` (docs/aws-behaviours.md §12); run ids contain ':' and more."""
     name = _SESSION_NAME_BAD.sub("-", text)[:64]
     return name if len(name) >= 2 else (name + "--")[:2]
 
@@ -66,7 +66,7 @@ def error_code(exc: BaseException) -> str:
 
 def paginate(client: Any, operation: str, result_key: str, **params: Any) -> Iterator[dict]:
     """All items of a paginated call. botocore's paginator keeps going through empty pages while a NextToken
-    remains (Organizations does return those, aws_domain §1.11)."""
+    remains (Organizations does return those, docs/aws-behaviours.md §11)."""
     for page in client.get_paginator(operation).paginate(**params):
         yield from page.get(result_key, [])
 
@@ -124,7 +124,7 @@ class AwsContext:
         duration_seconds: int = 3600,
     ) -> AwsContext:
         """A context in ``account_id`` through its member role. Credentials refresh themselves, because role
-        chaining caps a session at one hour and a large scan can take longer (aws_domain §1.11)."""
+        chaining caps a session at one hour and a large scan can take longer (docs/aws-behaviours.md §12)."""
         sts = self.client("sts")
         params: dict[str, Any] = {
             "RoleArn": f"arn:{self.partition}:iam::{account_id}:role/{role_name}",

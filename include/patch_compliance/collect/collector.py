@@ -17,9 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from include.patch_compliance.aws import UNREACHABLE_CODES, AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import CollectConfig
 
-# DescribeInstancePatchStates: ≤ 50 ids and MaxResults ≤ 50 on the live service (aws_domain §1.3).
+# DescribeInstancePatchStates: ≤ 50 ids and MaxResults ≤ 50 on the live service (docs/aws-behaviours.md §6).
 PATCH_STATE_BATCH = 50
-# States that make a node non-compliant (aws_domain §1.5), in the CamelCase the filter docs use (§1.4).
+# States that make a node non-compliant (docs/aws-behaviours.md §8), in the CamelCase the filter docs use (§7).
 NON_COMPLIANT_STATES = ["Missing", "Failed", "InstalledPendingReboot", "InstalledRejected"]
 NON_COMPLIANT_COUNTS = (
     "MissingCount",
@@ -38,7 +38,7 @@ def is_non_compliant(state: dict[str, Any]) -> bool:
 
 
 def managed_nodes(ssm: Any) -> list[dict[str, Any]]:
-    # MaxResults 5..50 (aws_domain §1.6); stopped/terminated nodes are not returned.
+    # MaxResults 5..50 (docs/aws-behaviours.md §9); stopped/terminated nodes are not returned.
     return list(paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50))
 
 
@@ -69,7 +69,7 @@ def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
 
 
 def compliance_items(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
-    # ListComplianceItems takes exactly one ResourceId per call today (aws_domain §1.7).
+    # ListComplianceItems takes exactly one ResourceId per call today (docs/aws-behaviours.md §10).
     filters = [{"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}]
     return list(
         paginate(

@@ -21,14 +21,14 @@ class OrgUnit:
 class Account:
     id: str
     name: str
-    state: str | None  # Organizations `State`; the older `Status` is retired (aws_domain §1.11)
+    state: str | None  # Organizations `State`; the older `Status` is retired (docs/aws-behaviours.md §11)
     ou_id: str
     ou_path: str
 
 
 def walk_organization(org: Any) -> tuple[list[OrgUnit], list[Account]]:
     """Breadth-first from the root with ListOrganizationalUnitsForParent / ListAccountsForParent (direct children
-    only, so every level is asked). Paginators follow NextToken through empty pages (aws_domain §1.11)."""
+    only, so every level is asked). Paginators follow NextToken through empty pages (docs/aws-behaviours.md §11)."""
     roots = list(paginate(org, "list_roots", "Roots"))
     if not roots:
         raise RuntimeError("Organizations ListRoots returned no root: is this the management or delegated account?")

@@ -9,7 +9,7 @@ from include.patch_compliance.config import FleetConfig, OrganizationConfig, Wav
 from include.patch_compliance.discover.org import Account, OrgUnit
 from include.patch_compliance.records import Target
 
-# [core] max_map_length default (airflow.md §2.2): a longer list fails the upstream task.
+# [core] max_map_length default (docs/aws-behaviours.md §21): a longer list fails the upstream task.
 MAX_MAP_LENGTH = 1024
 
 

@@ -1,7 +1,8 @@
 """Deferrable wait: the triggerer polls command status without holding a worker slot.
 
-Lives in ``include/`` (not the DAG bundle) so the triggerer can import it (airflow.md §2.4). boto3 calls run in a
-thread (``asyncio.to_thread``) so the same AWS module serves the worker and the triggerer; no aiobotocore needed.
+Lives in ``include/`` (not the DAG bundle) so the triggerer can import it (docs/aws-behaviours.md §22). boto3 calls
+run in a thread (``asyncio.to_thread``) so the same AWS module serves the worker and the triggerer; no aiobotocore
+needed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from include.patch_compliance.wait.status import Progress, shard_progress
 
 class ShardCommandsTrigger(BaseTrigger):
     """Fires ``{"status": "done"}`` when every command of the shard is terminal, ``{"status": "timeout"}`` at the
-    deadline. A trigger may run more than once (airflow.md §2.4): it only reads, so that is harmless.
+    deadline. A trigger may run more than once (docs/aws-behaviours.md §22): it only reads, so that is harmless.
 
     :param scan_records: ``[{"target": {...}, "commands": [{"command_id": ...}]}]`` of the shard.
     :param access: the config's ``access`` section as a dict (connection id, member role, ExternalId).

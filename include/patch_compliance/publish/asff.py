@@ -1,6 +1,7 @@
 """ASFF findings for patch compliance: one finding per node, built from a ``nodes`` row and its ``patches`` rows.
 
-Pure functions (no AWS calls). Field rules and limits: aws_domain §1.10 and the botocore securityhub model.
+Pure functions (no AWS calls). Field rules and limits: docs/aws-behaviours.md §14-§16 and the botocore securityhub
+model.
 
 Severity mapping (``FindingProviderFields.Severity.Label``) for a NON_COMPLIANT node, the highest of:
 * the node's ``highest_missing_severity`` (the worst normalised severity among its non-compliant patches):
@@ -86,7 +87,7 @@ def parse_iso(value: str) -> datetime:
 
 def next_updated_at(now: datetime, previous: str | None) -> str:
     """``now``, or just after the stored UpdatedAt: an equal or earlier UpdatedAt is silently ignored by
-    BatchImportFindings (aws_domain §1.10), so a rerun with the same clock would otherwise change nothing."""
+    BatchImportFindings (docs/aws-behaviours.md §16), so a rerun with the same clock would otherwise change nothing."""
     if previous:
         floor = parse_iso(previous) + timedelta(milliseconds=1)
         if now < floor:
@@ -249,7 +250,8 @@ def failed_finding(
 def resolved_finding(
     node: Mapping[str, Any], existing: Mapping[str, Any], *, partition: str, run_id: str, now: datetime
 ) -> dict:
-    """A node that is compliant now: same Id, Compliance PASSED, INFORMATIONAL, ARCHIVED (aws_domain §1.10)."""
+    """A node that is compliant now: same Id, Compliance PASSED, INFORMATIONAL, ARCHIVED (docs/aws-behaviours.md
+    §16)."""
     observed = node.get("last_scan_time") if isinstance(node.get("last_scan_time"), datetime) else now
     finding = _base(node, existing, partition=partition, now=now)
     finding.update(

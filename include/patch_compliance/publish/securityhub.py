@@ -1,6 +1,6 @@
 """Publish patch-compliance findings to Security Hub, per member account and Region.
 
-A finding can only be imported from its own account with the default product ARN (aws_domain §1.10 account
+A finding can only be imported from its own account with the default product ARN (docs/aws-behaviours.md §15 account
 rule), so every account-region is published through ``context_for(account_id)`` (the member role). Lifecycle of
 the one finding per node (``asff.finding_id``):
 * NON_COMPLIANT node -> ACTIVE/FAILED finding, created or updated (later UpdatedAt);
@@ -33,7 +33,7 @@ from include.patch_compliance.vocab import COMPLIANCE_STATUSES, FINDINGS_GENERAT
 
 log = logging.getLogger(__name__)
 
-MAX_IMPORT_FINDINGS = 100  # BatchImportFindings: 1..100 findings per call (aws_domain §1.10)
+MAX_IMPORT_FINDINGS = 100  # BatchImportFindings: 1..100 findings per call (docs/aws-behaviours.md §15)
 MAX_IMPORT_BYTES = 6 * 1024 * 1024  # ... and at most 6 MB per call
 _BATCH_OVERHEAD = 64 * 1024  # request framing; keeps a full batch clearly under 6 MB
 MAX_UPDATE_IDENTIFIERS = 100  # BatchUpdateFindings
@@ -103,7 +103,7 @@ def publish_findings(
     """Import one finding per node into each node's own account-region and archive findings of nodes that are
     compliant again or gone. ``scanned_targets`` adds collected (account, region) pairs that have no node rows, so
     that the findings of their vanished nodes are archived too. Account-regions run ``max_workers`` at a time
-    (each is a few calls; Security Hub's rate limits are per account and Region, aws_domain §1.10)."""
+    (each is a few calls; Security Hub's rate limits are per account and Region, docs/aws-behaviours.md §15)."""
     result = FindingsResult(enabled=cfg.enabled)
     if not cfg.enabled:
         return result
@@ -305,7 +305,7 @@ class _TargetPublisher:
                 }
             )
         if failures and all(f["ErrorCode"] in NOT_ENABLED_CODES for f in failures.values()):
-            # A disabled hub answers BatchImportFindings with InvalidAccess per finding (aws_domain §1.10).
+            # A disabled hub answers BatchImportFindings with InvalidAccess per finding (docs/aws-behaviours.md §15).
             self.result.error(
                 self.account_id,
                 self.region,
@@ -328,8 +328,8 @@ class _TargetPublisher:
         failed: dict[str, dict] = {}
         for batch in size_batches(findings, MAX_IMPORT_FINDINGS, MAX_IMPORT_BYTES - _BATCH_OVERHEAD):
             # Throttling (LimitExceededException, 429) is retried with backoff by the client's standard retry mode
-            # (botocore retries/standard.py lists it as a throttling code; aws_domain §1.12). Still throttled after
-            # those attempts: the batch counts as refused (retried once more, then reported), the rest goes on.
+            # (botocore retries/standard.py lists it as a throttling code; docs/aws-behaviours.md §18). Still throttled
+            # after those attempts: the batch counts as refused (retried once more, then reported), the rest goes on.
             try:
                 response = self.client.batch_import_findings(Findings=batch)
             except ClientError as exc:
@@ -343,8 +343,8 @@ class _TargetPublisher:
         return failed
 
     def _mark_resolved(self, finding_ids: list[str]) -> None:
-        """Workflow RESOLVED for findings we resolved (optional per aws_domain §1.10; it resets to NEW by itself if
-        the node fails again). Best effort: a refusal is recorded, the import already happened."""
+        """Workflow RESOLVED for findings we resolved (optional per docs/aws-behaviours.md §16; it resets to NEW by
+        itself if the node fails again). Best effort: a refusal is recorded, the import already happened."""
         if not finding_ids:
             return
         self.stage = "batch_update_findings"

@@ -16,7 +16,7 @@ from include.patch_compliance.config import ScanConfig
 from include.patch_compliance.records import Target
 
 COMMENT_PREFIX = "patch-compliance"
-# SendCommand takes at most 50 InstanceIds; botocore does not check the max (aws_domain §1.1).
+# SendCommand takes at most 50 InstanceIds; botocore does not check the max (docs/aws-behaviours.md §1).
 MAX_INSTANCE_IDS = 50
 
 
@@ -54,7 +54,7 @@ def resolve_operation(requested: str | None, scan: ScanConfig) -> str:
 
 
 def run_tag(dag_id: str, run_id: str) -> str:
-    """A short stable tag of the run, carried in every command's Comment (≤ 100 chars, aws_domain §1.1)."""
+    """A short stable tag of the run, carried in every command's Comment (≤ 100 chars, docs/aws-behaviours.md §1)."""
     return hashlib.sha256(f"{dag_id}|{run_id}".encode()).hexdigest()[:16]
 
 
@@ -92,7 +92,7 @@ def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list
     if instance_ids is not None:
         kwargs["InstanceIds"] = instance_ids
     else:
-        # Several Keys are ANDed, several Values of one Key ORed; no values = tag-key (aws_domain §1.1).
+        # Several Keys are ANDed, several Values of one Key ORed; no values = tag-key (docs/aws-behaviours.md §1).
         kwargs["Targets"] = [
             {"Key": f"tag:{k}", "Values": v} if v else {"Key": "tag-key", "Values": [k]}
             for k, v in sorted(scan.targets.tags.items())

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from include.patch_compliance.transform.normalise import blank_to_null, map_distinct, parse_time_strings, patch_state
 from include.patch_compliance.transform.raw import command_records
 
-# Terminal invocation outcomes that mean this run's scan did not produce fresh data (aws_domain §1.2).
+# Terminal invocation outcomes that mean this run's scan did not produce fresh data (docs/aws-behaviours.md §3).
 # UNDELIVERABLE is not here: it means the node is not reachable and maps to coverage OFFLINE.
 SCAN_FAILED_OUTCOMES = (
     "FAILED",

@@ -1,4 +1,4 @@
-"""The ``compliance_items`` table from ListComplianceItems (Patch and Association types, aws_domain §1.7)."""
+"""The ``compliance_items`` table from ListComplianceItems (Patch and Association types, docs/aws-behaviours.md §10)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
     def col(name: str) -> pd.Series:
         return pd.Series(blank_to_null(table.column(name)), dtype=pd.ArrowDtype(pa.string()))
 
-    status = blank_to_null(table.column("Status"))  # '' for Windows not-applicable items (aws_domain §1.7)
+    status = blank_to_null(table.column("Status"))  # '' for Windows not-applicable items (docs/aws-behaviours.md §10)
     frame = pd.DataFrame(
         {
             "t": table.column("t").to_numpy(),

@@ -6,7 +6,7 @@ DescribeInstanceInformation) > OFFLINE (PingStatus ConnectionLost/Inactive, or t
 Undeliverable) > SCAN_FAILED (this run's invocation Failed / timed out / cancelled ...) > NOT_SCANNED (managed, no
 patch state) > STALE (patch state older than stale_after_days) > SCANNED.
 
-Compliance: NON_COMPLIANT if any non-compliant count is > 0 (aws_domain §1.3, §1.5), COMPLIANT if a patch state
+Compliance: NON_COMPLIANT if any non-compliant count is > 0 (docs/aws-behaviours.md §6, §8), COMPLIANT if a patch state
 exists and all are 0, UNKNOWN otherwise.
 """
 
@@ -143,7 +143,7 @@ def node_rows(
     managed = _managed_frame(raw_docs)
     ec2 = _ec2_frame(raw_docs)
     # UNMANAGED: running EC2 instances that DescribeInstanceInformation does not list (it omits stopped and
-    # terminated nodes, aws_domain §1.6, so only running ones are expected to be managed).
+    # terminated nodes, docs/aws-behaviours.md §9, so only running ones are expected to be managed).
     running = ec2[ec2["ec2_state"] == "running"][["t", "instance_id"]]
     known = managed[["t", "instance_id"]].assign(_known=True)
     unmanaged = running.merge(known, on=["t", "instance_id"], how="left")

@@ -1,4 +1,4 @@
-"""Vectorised normalisation of API values as collect passed them through (aws_domain §1.4-§1.7).
+"""Vectorised normalisation of API values as collect passed them through (docs/aws-behaviours.md §7-§10).
 
 Raw documents hold AWS item dicts exactly as the APIs returned them, so every quirk is fixed here:
 CamelCase and UPPER_SNAKE patch states, empty strings for "no value", epoch-0 timestamps, CVEIds as one
@@ -41,7 +41,7 @@ def _combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def patch_state(value: str) -> str | None:
     """'InstalledPendingReboot' (live service) and 'INSTALLED_PENDING_REBOOT' (API model) -> the latter
-    (aws_domain §1.4). Spaces are treated as word breaks too ('Not Applicable')."""
+    (docs/aws-behaviours.md §7). Spaces are treated as word breaks too ('Not Applicable')."""
     text = value.strip()
     if not text:
         return None
@@ -62,7 +62,7 @@ def normalise_severity(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def blank_to_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Empty or whitespace-only strings mean 'no value' in these APIs (aws_domain §1.4, §1.7)."""
+    """Empty or whitespace-only strings mean 'no value' in these APIs (docs/aws-behaviours.md §7, §10)."""
     arr = _combine(arr)
     if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
@@ -71,7 +71,7 @@ def blank_to_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def split_cves(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """CVEIds is one string 'CVE-a,CVE-b' (aws_domain §1.4) -> list<string>; null/empty -> []."""
+    """CVEIds is one string 'CVE-a,CVE-b' (docs/aws-behaviours.md §7) -> list<string>; null/empty -> []."""
     arr = blank_to_null(arr)
     trimmed = pc.utf8_trim(arr, characters=" ,;\t\n")
     parts = pc.split_pattern_regex(trimmed, r"[,;\s]+")
@@ -81,7 +81,7 @@ def split_cves(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series, field: str = "time") -> pa.Array:
     """ISO-8601 strings (or epoch seconds) -> timestamp[us, UTC]; '', null and the epoch (InstalledTime 0.0
-    for Missing patches, aws_domain §1.4) -> null. A non-empty string that is not a time raises ValueError."""
+    for Missing patches, docs/aws-behaviours.md §7) -> null. A non-empty string that is not a time raises ValueError."""
     series = values if isinstance(values, pd.Series) else pd.Series(_combine(values), dtype=object)
     if series.empty:
         return pa.array([], type=TS)

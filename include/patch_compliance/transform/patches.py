@@ -25,7 +25,8 @@ from include.patch_compliance.transform.raw import PATCH, TARGET_FIELDS, keyed_i
 from include.patch_compliance.transform.schema import NON_COMPLIANT_STATES, SEVERITIES, TS
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
-# aws_domain §1.4: KBId is not unique per node on Linux (versions/arches share it), so identity includes Title.
+# docs/aws-behaviours.md §7: KBId is not unique per node on Linux (versions/arches share it), so identity includes
+# Title.
 PATCH_KEY = ["account_id", "region", "instance_id", "kb_id", "title"]
 _STATE_RANK = {s: i for i, s in enumerate(NON_COMPLIANT_STATES)}  # FAILED first: keep the worst duplicate
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}

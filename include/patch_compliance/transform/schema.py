@@ -39,12 +39,12 @@ PATCH_STATES = (
     "FAILED",
     "AVAILABLE_SECURITY_UPDATE",
 )
-# States that make a node Non-Compliant (aws_domain §1.5); these are the rows of the patches table.
+# States that make a node Non-Compliant (docs/aws-behaviours.md §8); these are the rows of the patches table.
 NON_COMPLIANT_STATES = ("FAILED", "MISSING", "INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT")
 DELTA_CHANGES = ("NEWLY_NON_COMPLIANT", "REMEDIATED", "NEW_MISSING_PATCH", "CLOSED_PATCH")
 
 # Vendor severity (DescribeInstancePatches.Severity, lower-cased) -> normalised label. Anything else, including
-# empty strings (InstalledOther/NotApplicable rows, aws_domain §1.4), is UNSPECIFIED.
+# empty strings (InstalledOther/NotApplicable rows, docs/aws-behaviours.md §7), is UNSPECIFIED.
 VENDOR_SEVERITY = {
     "critical": "CRITICAL",
     "urgent": "CRITICAL",

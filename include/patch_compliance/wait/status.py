@@ -1,7 +1,7 @@
 """Is every command of a shard terminal, and what did each invocation end as.
 
 Why not the provider's SsmRunCommandCompletedSensor/trigger: they read one page of invocations, wait on nothing
-when Targets leave InstanceIds empty, and end early on zero invocations (airflow.md §1.5-1.6).
+when Targets leave InstanceIds empty, and end early on zero invocations (docs/aws-behaviours.md §23).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import AwsContext, TargetUnreachable, error_code, paginate
 
-# Command-level Status values that are final; Pending/InProgress/Cancelling are not (aws_domain §1.2).
+# Command-level Status values that are final; Pending/InProgress/Cancelling are not (docs/aws-behaviours.md §3).
 TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
-# Invocation Status values that are final (CommandInvocationStatus enum, aws_domain §1.2).
+# Invocation Status values that are final (CommandInvocationStatus enum, docs/aws-behaviours.md §3).
 TERMINAL_INVOCATION_STATUSES = frozenset({"Success", "Cancelled", "TimedOut", "Failed"})
 
 
@@ -74,7 +74,7 @@ def _iso(value: Any) -> str | None:
 
 
 def invocation_records(ssm: Any, target: dict[str, Any], command_id: str, wait_error: str | None) -> list[dict]:
-    """One record per invocation, every page (the provider reads only the first 50, airflow.md §1.5)."""
+    """One record per invocation, every page (the provider reads only the first 50, docs/aws-behaviours.md §23)."""
     state = command_state(ssm, command_id) or {}
     head = {
         **_base(target),
@@ -102,7 +102,8 @@ def invocation_records(ssm: Any, target: dict[str, Any], command_id: str, wait_e
             }
         )
     if not records:
-        # A Targets command that matched nothing ends "No Instances In Tag" with no invocations (aws_domain §1.2).
+        # A Targets command that matched nothing ends "No Instances In Tag" with no invocations
+        # (docs/aws-behaviours.md §3).
         records.append(
             {
                 **head,
