@@ -1,5 +1,6 @@
 -- nodes: one row per node per run (and one row per unreachable account-region, instance_id null).
--- Columns and meanings: docs/data-contract.md. Types: include/patch_compliance/transform/schema.py.
+-- Generated from include/patch_compliance/transform/schema.py by scripts/generate_athena.py; do not edit.
+-- Columns and meanings: docs/data-contract.md.
 -- Replace <bucket>/<prefix> with reports.bucket/reports.prefix. Partition projection: no crawler and no
 -- MSCK REPAIR; new days appear by themselves.
 CREATE EXTERNAL TABLE IF NOT EXISTS `nodes` (

@@ -1,5 +1,6 @@
 -- patches: one row per node and non-compliant patch per run, with first_seen, age and SLA.
--- Columns and meanings: docs/data-contract.md. Types: include/patch_compliance/transform/schema.py.
+-- Generated from include/patch_compliance/transform/schema.py by scripts/generate_athena.py; do not edit.
+-- Columns and meanings: docs/data-contract.md.
 -- Replace <bucket>/<prefix> with reports.bucket/reports.prefix. Partition projection: no crawler and no
 -- MSCK REPAIR; new days appear by themselves.
 CREATE EXTERNAL TABLE IF NOT EXISTS `patches` (

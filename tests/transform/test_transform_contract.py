@@ -76,3 +76,28 @@ def test_parsers_catch_a_mismatch(tmp_path):
     _, columns, _, _ = parse_ddl(path)
     assert ("missing_cnt", "bigint") in columns
     assert len(columns) == len(ALL_TABLES["nodes"].columns) - 1
+
+
+def test_ddl_files_are_the_generated_ones():
+    """include/athena/*.sql is generated from schema.py; after a schema change run scripts/generate_athena.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_athena", ROOT / "scripts" / "generate_athena.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stale = [p.name for p, text in module.generated().items() if not p.exists() or p.read_text() != text]
+    assert stale == [], f"{stale} differ from the schema: run `python scripts/generate_athena.py`"
+
+
+@pytest.mark.parametrize("table", list(ALL_TABLES.values()), ids=list(ALL_TABLES))
+def test_ddl_parses_as_athena_sql(table):
+    """sqlglot's Athena dialect reads every DDL back as a CREATE TABLE with the schema's columns and projection."""
+    import sqlglot
+    from sqlglot import exp
+
+    (statement,) = sqlglot.parse((ATHENA / f"{table.name}.sql").read_text(), read="athena")
+    assert isinstance(statement, exp.Create) and statement.args["kind"] == "TABLE"
+    columns = [c.name for c in statement.this.find_all(exp.ColumnDef)]
+    assert columns[: len(table.names) - 1] == [n for n in table.names if n != PARTITION_COLUMN]
+    props = {p.name: p.text("value") for p in statement.find_all(exp.Property)}
+    assert props.get("projection.enabled") == "true"

@@ -78,6 +78,7 @@ class TableSchema:
     name: str
     columns: tuple[tuple[str, pa.DataType], ...]
     sort_by: tuple[str, ...]
+    description: str = ""  # one line: what a row is (the Athena DDL's and the Glue table's comment)
 
     @property
     def names(self) -> list[str]:
@@ -143,6 +144,7 @@ NODES = TableSchema(
         ),
     ),
     sort_by=("ou_path", "account_id", "region", "instance_id"),
+    description="one row per node per run (and one row per unreachable account-region, instance_id null).",
 )
 
 PATCHES = TableSchema(
@@ -168,6 +170,7 @@ PATCHES = TableSchema(
         ),
     ),
     sort_by=("account_id", "region", "instance_id", "kb_id", "title"),
+    description="one row per node and non-compliant patch per run, with first_seen, age and SLA.",
 )
 
 ACCOUNTS = TableSchema(
@@ -188,6 +191,7 @@ ACCOUNTS = TableSchema(
         ),
     ),
     sort_by=("ou_path", "account_id", "region"),
+    description="one row per account-region per run: counts by compliance, coverage and severity.",
 )
 
 COMMANDS = TableSchema(
@@ -212,6 +216,7 @@ COMMANDS = TableSchema(
         ),
     ),
     sort_by=("account_id", "region", "command_id", "instance_id", "requested_at"),
+    description="one row per SSM invocation outcome (or per target that could not be sent to) per run.",
 )
 
 COMPLIANCE_ITEMS = TableSchema(
@@ -240,6 +245,7 @@ COMPLIANCE_ITEMS = TableSchema(
         ),
     ),
     sort_by=("account_id", "region", "instance_id", "compliance_type", "item_id", "title"),
+    description="ListComplianceItems rows (Patch and Association types) per node per run.",
 )
 
 DELTA = TableSchema(
@@ -261,6 +267,7 @@ DELTA = TableSchema(
         ),
     ),
     sort_by=("change", "account_id", "region", "instance_id", "kb_id", "title"),
+    description="changes against the previous run of the same DAG.",
 )
 
 FLEET_DAILY = TableSchema(
@@ -276,6 +283,7 @@ FLEET_DAILY = TableSchema(
         ("sla_breaches", I64),
     ),
     sort_by=("snapshot_date", "ou_path", "ou_id"),
+    description="one row per day and OU (last run of the day), rebuilt by the trends DAG.",
 )
 
 # Tables written per run by publish_reports, in write order.

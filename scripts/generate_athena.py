@@ -1,0 +1,29 @@
+"""Rewrite include/athena/<table>.sql from include/patch_compliance/transform/schema.py (run after a schema change)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from include.patch_compliance.transform.athena import create_table  # noqa: E402
+from include.patch_compliance.transform.schema import ALL_TABLES  # noqa: E402
+
+ATHENA_DIR = ROOT / "include" / "athena"
+
+
+def generated() -> dict[Path, str]:
+    return {ATHENA_DIR / f"{name}.sql": create_table(table) for name, table in ALL_TABLES.items()}
+
+
+def main() -> int:
+    for path, text in generated().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
