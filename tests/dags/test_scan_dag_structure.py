@@ -42,6 +42,23 @@ def test_params_validate_operation_ou_and_region():
             candidate.validate()
 
 
+def test_optional_params_are_not_required_in_the_trigger_form():
+    """Airflow's trigger form marks a param required unless its JSON-schema type allows null; OUs, regions and dry
+    run may stay empty (empty = the config), so the form must accept them blank, and a blank run validates."""
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from include.patch_compliance.orchestration.params import run_params
+
+    params = run_params(with_operation=True)
+    for name in ("ou_ids", "regions", "dry_run"):
+        assert "null" in params[name].schema["type"], name
+    assert params["operation"].schema.get("enum") == ["Scan", "Install"]  # a choice, always given
+    blank = ParamsDict(run_params(with_operation=True))
+    for name in ("ou_ids", "regions", "dry_run"):
+        blank[name] = None
+    blank.validate()
+
+
 def test_final_gate_waits_on_the_waves_and_the_publish_steps(scan_dag):
     gate = scan_dag.get_task("final_gate")
     assert {"report", "security_hub"} <= gate.upstream_task_ids

@@ -21,23 +21,26 @@ TAGS = ["patch-compliance", "aws", "ssm"]
 
 
 def run_params(with_operation: bool) -> dict[str, Param]:
-    """Trigger-form params (JSON-schema validated by Airflow before the run starts)."""
+    """Trigger-form params (JSON-schema validated by Airflow before the run starts). The UI marks a param
+    required unless its type allows null; these may stay empty ("use the config"), so they all allow it."""
     params = {
         "ou_ids": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": OU_REF_PATTERN},
             title="OUs",
             description="Scan only these OUs (id ou-xxxx-xxxxxxxx or path Root/Workloads/Prod); empty = config.",
         ),
         "regions": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string", "pattern": REGION_PATTERN},
             title="Regions",
             description="Scan only these regions; empty = the config's regions.",
         ),
-        "dry_run": Param(False, type="boolean", title="Dry run", description="Discover and plan only; send nothing."),
+        "dry_run": Param(
+            False, type=["null", "boolean"], title="Dry run", description="Discover and plan only; send nothing."
+        ),
     }
     if with_operation:
         params["operation"] = Param(
