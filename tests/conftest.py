@@ -3,6 +3,9 @@
 import os
 import tempfile
 
+# Records who called what in every emulator a test starts and checks it against deploy/iam (tests/deploy).
+pytest_plugins = ["tests.deploy.recording"]
+
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="pc-airflow-home-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
