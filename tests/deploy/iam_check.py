@@ -241,6 +241,14 @@ def violations(calls: Iterable[Call], templates: Templates | None = None) -> lis
             continue
         path = templates.member if is_member else templates.hub
         name = relative(path)
+        if _assumes_hub_role(call, templates):
+            # Airflow's own credentials taking the hub role (the connection's role_arn): the hub role's trust
+            # policy decides, with its default parameters (this account may assume it).
+            [trust] = [d for d in templates.docs(path, call.account_id, _hub_parameters(call)) if d.kind == "trust"]
+            trusted = trust.document["Statement"][0]["Principal"]["AWS"]
+            if trusted not in (call.principal, f"arn:aws:iam::{call.account_id}:root"):
+                found.append(Violation(call, name, f"the hub role's trust policy trusts {trusted}, not this caller."))
+            continue
         if not call.mapped:
             reason = f"the emulator has no IAM mapping for {call.operation}: add it from the Service Authorization "
             found.append(Violation(call, "sandbox/authz.py", reason + f"Reference ({SAR_URL}), then check again."))
@@ -274,6 +282,14 @@ def violations(calls: Iterable[Call], templates: Templates | None = None) -> lis
     return found
 
 
+def _assumes_hub_role(call: Call, templates: Templates) -> bool:
+    return (
+        call.kind == "account"
+        and call.action == "sts:AssumeRole"
+        and call.resource.endswith(f":iam::{call.account_id}:role/{templates.hub_role_name}")
+    )
+
+
 def granted_actions(path: Path) -> list[tuple[str, str]]:
     """(statement Sid, action) for every Allow of the template's identity policies, all optional features on."""
     docs = policy_documents(resolve(path, EXAMPLE_PARAMETERS[path.name]))
@@ -294,6 +310,8 @@ def unused_grants(calls: Iterable[Call], templates: Templates | None = None) -> 
     for call in calls:
         if call.kind == "assumed-role" and call.role_name == templates.member_role_name:
             called["member"].add(call.action)
+        elif _assumes_hub_role(call, templates):
+            continue  # Airflow's credentials taking the hub role: not a permission of the hub role itself
         elif call.kind == "account" or (call.kind == "assumed-role" and call.role_name == templates.hub_role_name):
             called["hub"].add(call.action)
     messages = []

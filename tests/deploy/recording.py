@@ -91,17 +91,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             os.environ[RECORD_DIR_ENV] = before
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    result = yield
-    folder = module_dir(item.nodeid)
-    if folder.parent.name != "checked" or not folder.is_dir():
-        return result
+def check_new_records(folder: Path, module: str, seen: set[Path]) -> None:
+    """Check (a) on the records in ``folder`` not seen yet; raise AssertionError listing what is not allowed."""
     from tests.deploy.iam_check import calls_from_report, violations
 
-    fresh = [p for p in sorted(folder.glob("principals-*.json")) if p not in _state["seen"]]
-    _state["seen"].update(fresh)
-    module = item.nodeid.split("::", 1)[0]
+    fresh = [p for p in sorted(folder.glob("principals-*.json")) if p not in seen]
+    seen.update(fresh)
     calls = [c for p in fresh for c in calls_from_report(json.loads(p.read_text())["principals"], module)]
     problems = violations(calls)
     if problems:
@@ -111,4 +106,12 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
             f"least privilege: {len(problems)} call(s) recorded by the emulator in {module} are not allowed by "
             f"the deploy/iam templates (tests/deploy/iam_check.py):\n{lines}{more}"
         )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    result = yield
+    folder = module_dir(item.nodeid)
+    if folder.parent.name == "checked" and folder.is_dir():
+        check_new_records(folder, item.nodeid.split("::", 1)[0], _state["seen"])
     return result

@@ -9,6 +9,7 @@ tests/deploy/test_policy_coverage.py (last)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from include.patch_compliance.scan.command import ScanRequest, run_tag, scan_rec
 from sandbox.testing import running_sandbox
 from scripts.cfn_templates import HUB_TEMPLATE, MEMBER_TEMPLATE
 from tests.deploy.iam_check import Templates, calls_from_report, condition_holds, unused_grants, violations
+from tests.deploy.recording import check_new_records
 
 BUCKET = "pc-least-privilege"
 
@@ -55,9 +57,10 @@ def recording():
         # A call the emulator has no IAM mapping for, made as the hub; then the record is cleared so that the
         # module-end check (tests/deploy/recording.py) does not see this deliberate one.
         boto3.client("s3", endpoint_url=sb.url, region_name="us-east-1").get_bucket_acl(Bucket=BUCKET)
-        with_unmapped = calls_from_report(sb.principals())
+        report = sb.principals()
+        with_unmapped = calls_from_report(report)
         sb._request("POST", "/_sandbox/calls/principals/reset", {})
-        yield {"product": product, "with_unmapped": with_unmapped, "key_arn": key_arn}
+        yield {"product": product, "with_unmapped": with_unmapped, "report": report, "key_arn": key_arn}
 
 
 def _copy(tmp_path: Path, source: Path, old: str, new: str) -> Path:
@@ -154,6 +157,15 @@ def test_a_grant_nothing_calls_is_reported(recording, tmp_path) -> None:
 def test_an_operation_the_emulator_cannot_map_fails_closed(recording) -> None:
     found = [v for v in violations(recording["with_unmapped"]) if v.call.operation == "s3.GetBucketAcl"]
     assert found and found[0].template == "sandbox/authz.py" and not found[0].call.mapped
+
+
+def test_the_check_after_each_module_fails_on_a_record_it_has_not_seen(recording, tmp_path) -> None:
+    """What tests/deploy/recording.py runs after every test: new records only, failing with the reasons."""
+    (tmp_path / "principals-1.json").write_text(json.dumps({"principals": recording["report"]}))
+    seen: set[Path] = set()
+    with pytest.raises(AssertionError, match=r"tests/x.py: arn:aws:iam::123456789012:root .*s3.GetBucketAcl"):
+        check_new_records(tmp_path, "tests/x.py", seen)
+    check_new_records(tmp_path, "tests/x.py", seen)  # already reported: not again
 
 
 def test_a_role_that_is_neither_hub_nor_member_is_reported(recording) -> None:
