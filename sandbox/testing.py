@@ -41,6 +41,9 @@ class RunningSandbox:
         """Every principal that called, with its calls and what AWS would authorize for them (sandbox/authz.py)."""
         return self._request("GET", "/_sandbox/calls/principals")["principals"]
 
+    def reset_principals(self) -> None:
+        self._request("POST", "/_sandbox/calls/principals/reset", {})
+
     def admin(self, action: str, **kwargs: Any) -> dict:
         """remediate(account_id, region, instance_id) | terminate(...) | advance(seconds=n)."""
         return self._request("POST", f"/_sandbox/admin/{action}", kwargs)

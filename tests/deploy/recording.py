@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,10 +57,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[RECORD_DIR_ENV] = str(_state["root"] / "unchecked" / "outside-tests")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_state.get("root", ""), ignore_errors=True)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.nodeid.endswith(".py"):  # a module, collected or skipped as a whole (no browser, say)
+        _state.setdefault("modules", set()).add(report.nodeid)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     last = [i for i in items if i.nodeid.startswith(COVERAGE_TEST)]
     items[:] = [i for i in items if not i.nodeid.startswith(COVERAGE_TEST)] + last
-    collected = {i.nodeid.split("::", 1)[0] for i in items}
+    collected = _state.get("modules", set()) | {i.nodeid.split("::", 1)[0] for i in items}
     everything = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")}
     missing = sorted(everything - collected)
     if hasattr(config, "workerinput"):

@@ -59,7 +59,7 @@ def recording():
         boto3.client("s3", endpoint_url=sb.url, region_name="us-east-1").get_bucket_acl(Bucket=BUCKET)
         report = sb.principals()
         with_unmapped = calls_from_report(report)
-        sb._request("POST", "/_sandbox/calls/principals/reset", {})
+        sb.reset_principals()
         yield {"product": product, "with_unmapped": with_unmapped, "report": report, "key_arn": key_arn}
 
 

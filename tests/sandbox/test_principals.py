@@ -44,7 +44,7 @@ def authorizations(record: dict, operation: str) -> list[dict]:
 
 @pytest.fixture
 def fresh(sandbox):
-    sandbox._request("POST", "/_sandbox/calls/principals/reset", {})
+    sandbox.reset_principals()
     return sandbox
 
 
@@ -221,7 +221,7 @@ def test_reset_and_the_record_file(fresh, tmp_path, monkeypatch) -> None:
     sb = fresh
     dummy(sb, "organizations").list_roots()
     assert sb.principals()
-    sb._request("POST", "/_sandbox/calls/principals/reset", {})
+    sb.reset_principals()
     assert sb.principals() == []
     dummy(sb, "sts").get_caller_identity()
     sb.reset_calls()  # the call counters only: the per-principal record stays
