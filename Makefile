@@ -22,9 +22,11 @@ install: $(STAMP)  ## create .venv and install the pinned runtime + dev requirem
 test: install  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-lint: install  ## ruff (incl. Airflow AIR rules)
+lint: install  ## ruff (incl. Airflow AIR rules); cfn-lint + parliament on deploy/; the Athena template is current
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m scripts.lint_templates
+	$(BIN)/python -m scripts.athena_template --check
 
 demo: install  ## emulator up, org scan DAG end to end with `airflow dags test`, fleet summary, emulator down
 	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT)

@@ -71,6 +71,11 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
     if (method, path) == ("POST", "/_sandbox/calls/reset"):
         app.reset_calls()
         return {"reset": True}
+    if (method, path) == ("GET", "/_sandbox/calls/principals"):
+        return app.principals.report()
+    if (method, path) == ("POST", "/_sandbox/calls/principals/reset"):
+        app.principals.reset()
+        return {"reset": True}
     if (method, path) == ("GET", "/_sandbox/faults"):
         return world.faults.to_dict()
     if (method, path) == ("POST", "/_sandbox/faults"):

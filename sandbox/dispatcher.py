@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs
 
 from sandbox import admin
+from sandbox.authz import Authorizer
 from sandbox.awsproto import AwsError, AwsRequest, error_response, json_response, parse_request
 from sandbox.faults import THROTTLE_ERRORS
 from sandbox.orgs import Organizations
+from sandbox.principals import PrincipalRecorder
 from sandbox.ssm_api import HANDLERS as COMMAND_HANDLERS
 from sandbox.ssm_inventory_api import HANDLERS as INVENTORY_HANDLERS
 from sandbox.sts_gate import check_assume_role
@@ -54,6 +56,8 @@ class SandboxApp:
         self.calls: Counter[str] = Counter()
         self.calls_lock = threading.Lock()
         self._accounts: dict[str, str] = {}
+        self.authorizer = Authorizer(world.fleet)
+        self.principals = PrincipalRecorder(self.account_for)
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def account_for(self, access_key: str | None) -> str:
@@ -99,13 +103,21 @@ class SandboxApp:
         req = parse_request(environ, body)
         if not req.service:
             return self.moto_app(environ, start_response)
-        self.count(f"{req.service}.{req.action or req.method}")
+        operation = f"{req.service}.{req.action or req.method}"
+        self.count(operation)
+        principal = self.principals.principal_for(req.access_key)
+        secure = environ.get("wsgi.url_scheme") == "https"
+        self.principals.record(principal, operation, self.authorizer.authorize(req, principal.account_id, secure))
         try:
             response = self._route(req, environ)
         except AwsError as err:
             return _send(start_response, *error_response(err, req.protocol, req.service))
         if response is not None:
             return _send(start_response, *response)
+        if principal.kind == "setup" and req.service == "sts":
+            body = b"".join(self.moto_app(environ, start_response))
+            self.principals.note_setup_credentials(body)
+            return [body]
         return self.moto_app(environ, start_response)
 
     def _route(self, req: AwsRequest, environ: dict) -> tuple[int, list[tuple[str, str]], bytes] | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import uuid
 from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -18,6 +21,8 @@ from sandbox.world import World
 
 # moto keeps its backends in module globals: one sandbox per process at a time.
 _ACTIVE = threading.Lock()
+# Set to a folder: each sandbox writes its per-principal record there when it stops (GET /_sandbox/calls/principals).
+RECORD_DIR_ENV = "PATCH_SANDBOX_RECORD_DIR"
 
 
 def build_app(
@@ -59,6 +64,7 @@ class SandboxServer:
             _ACTIVE.release()
             raise
         self._thread: threading.Thread | None = None
+        self._recorded = False
 
     @property
     def url(self) -> str:
@@ -85,6 +91,18 @@ class SandboxServer:
     def close(self) -> None:
         try:
             self.httpd.server_close()
+            self.write_record()
         finally:
             if _ACTIVE.locked():
                 _ACTIVE.release()
+
+    def write_record(self) -> Path | None:
+        """The per-principal record as JSON in $PATCH_SANDBOX_RECORD_DIR, if that is set (one file per sandbox)."""
+        folder = os.environ.get(RECORD_DIR_ENV)
+        if not folder or self._recorded:
+            return None
+        self._recorded = True
+        path = Path(folder) / f"principals-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.app.principals.report()))
+        return path

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.principals import SETUP_ACCESS_KEY
 from sandbox.server import SandboxServer
 
 
@@ -36,6 +37,13 @@ class RunningSandbox:
     def reset_calls(self) -> None:
         self._request("POST", "/_sandbox/calls/reset", {})
 
+    def principals(self) -> list[dict]:
+        """Every principal that called, with its calls and what AWS would authorize for them (sandbox/authz.py)."""
+        return self._request("GET", "/_sandbox/calls/principals")["principals"]
+
+    def reset_principals(self) -> None:
+        self._request("POST", "/_sandbox/calls/principals/reset", {})
+
     def admin(self, action: str, **kwargs: Any) -> dict:
         """remediate(account_id, region, instance_id) | terminate(...) | advance(seconds=n)."""
         return self._request("POST", f"/_sandbox/admin/{action}", kwargs)
@@ -47,10 +55,11 @@ class RunningSandbox:
         return self._request("GET", f"/_sandbox/nodes?account_id={account_id}&region={region}")["nodes"]
 
     def client(self, service: str, region: str = "us-east-1", **kwargs: Any) -> Any:
-        """A boto3 client pointed at this sandbox with dummy credentials (a convenience for tests)."""
+        """A boto3 client pointed at this sandbox, for test setup and checks: it signs as the management account
+        with the setup key, so its calls (and role sessions it assumes) are recorded as principal kind "setup"."""
         import boto3
 
-        kwargs.setdefault("aws_access_key_id", "testing")
+        kwargs.setdefault("aws_access_key_id", SETUP_ACCESS_KEY)
         kwargs.setdefault("aws_secret_access_key", "testing")
         return boto3.client(service, region_name=region, endpoint_url=self.url, **kwargs)
 

@@ -4,6 +4,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# Records who called what in every emulator a test starts and checks it against deploy/iam (tests/deploy).
+pytest_plugins = ["tests.deploy.recording"]
+
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="pc-airflow-home-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # The emulator's organization config; the product itself has no default file (include/patch_compliance/config.py).

@@ -127,11 +127,25 @@ def test_layout_sse_and_latest_pointers(s3):
     assert summary["security_hub"] is None
 
 
-def test_kms_key_when_configured(s3):
-    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
-    _, uris, _ = run(s3, 0, cfg=reports_cfg(kms_key_id=key_id))
-    head = s3.client("s3").head_object(Bucket=BUCKET, Key=uris["patches"].split("/", 3)[3])
-    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+@pytest.fixture
+def emulated_s3_and_key():
+    """The emulator rather than mock_aws: it records the KMS calls S3 makes as the caller under SSE-KMS, which
+    the least-privilege check holds against deploy/iam/hub-role.yaml (tests/deploy)."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(profile="small", seed=7, time_scale=0) as sb:
+        sb.client("s3").create_bucket(Bucket=BUCKET)
+        key_arn = sb.client("kms").create_key()["KeyMetadata"]["Arn"]
+        yield AwsContext(session=boto3.Session(region_name="us-east-1"), endpoint_url=sb.url), key_arn
+
+
+def test_kms_key_when_configured(emulated_s3_and_key):
+    ctx, key_arn = emulated_s3_and_key
+    run(ctx, 0, cfg=reports_cfg(kms_key_id=key_arn))
+    _, uris, previous = run(ctx, 8, cfg=reports_cfg(kms_key_id=key_arn))
+    assert previous is not None and previous.run_id == f"scheduled__{NOW.isoformat()}"  # day 0 read back: Decrypt
+    head = ctx.client("s3").head_object(Bucket=BUCKET, Key=uris["patches"].split("/", 3)[3])
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn
 
 
 def test_republishing_the_same_run_is_byte_identical(s3):

@@ -7,12 +7,15 @@ import re
 from datetime import timedelta
 
 import boto3
+import pytest
 from fastapi.testclient import TestClient
 
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import ReportsConfig
 from include.patch_compliance.publish.reports import build_and_publish
 from include.patch_compliance.ui.app import create_app
+from sandbox.principals import SETUP_ACCESS_KEY
+from sandbox.testing import running_sandbox
 from tests.fixtures.raw.builders import (
     NOW,
     command_record,
@@ -29,6 +32,26 @@ from tests.ui.summary_fixture import BUCKET, PREFIX
 DAG = "patch_compliance_scan"
 SLA = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 90, "INFORMATIONAL": 180, "UNSPECIFIED": 90}
 A, B, C = "i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """The emulator instead of bare moto (this overrides tests/ui/conftest.py): the producer's writes and the
+    page's reads are recorded as the hub's calls and checked against deploy/iam/hub-role.yaml (tests/deploy)."""
+    with running_sandbox(profile="small", seed=7, time_scale=0) as sb:
+        yield sb.url
+
+
+@pytest.fixture
+def s3(s3_endpoint: str):
+    """Test setup (creating the bucket) signs with the emulator's setup key, so it is not counted as the hub's."""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=SETUP_ACCESS_KEY,
+        aws_secret_access_key="setup",
+    )
 
 
 def publish_run(ctx: AwsContext, day: int) -> dict:
