@@ -12,6 +12,7 @@ import sys
 
 import yaml
 
+from include.patch_compliance.transform.athena import projection_properties
 from include.patch_compliance.transform.schema import (
     ALL_TABLES,
     ATHENA_PARTITION_TYPE,
@@ -21,19 +22,10 @@ from include.patch_compliance.transform.schema import (
 )
 from scripts.cfn_templates import ATHENA_TEMPLATE
 
-# The TBLPROPERTIES of include/athena/*.sql, minus the location template (per table, below). Partition
-# projection on the date: no crawler and no MSCK REPAIR ("Partition projection with Amazon Athena",
-# https://docs.aws.amazon.com/athena/latest/ug/partition-projection.html).
-PROJECTION = {
-    "projection.enabled": "true",
-    f"projection.{PARTITION_COLUMN}.type": "date",
-    f"projection.{PARTITION_COLUMN}.format": "yyyy-MM-dd",
-    f"projection.{PARTITION_COLUMN}.range": "2024-01-01,NOW",
-    f"projection.{PARTITION_COLUMN}.interval": "1",
-    f"projection.{PARTITION_COLUMN}.interval.unit": "DAYS",
-    "parquet.compression": "SNAPPY",
-}
+# The TBLPROPERTIES of include/athena/*.sql (one definition: transform/athena.py), minus the location template,
+# which Fn::Sub needs per table (below).
 LOCATION_TEMPLATE = "storage.location.template"
+PROJECTION = {k: v for k, v in projection_properties(ALL_TABLES["nodes"]).items() if k != LOCATION_TEMPLATE}
 # Parquet through the Hive SerDe, as CREATE EXTERNAL TABLE ... STORED AS PARQUET records it in Glue.
 PARQUET = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
@@ -70,7 +62,7 @@ def table_resource(table: TableSchema) -> dict:
             "DatabaseName": {"Ref": "Database"},
             "TableInput": {
                 "Name": table.name,
-                "Description": f"patch-compliance {table.name} (docs/data-contract.md)",
+                "Description": f"patch-compliance {table.name}: {table.description} (docs/data-contract.md)",
                 "TableType": "EXTERNAL_TABLE",
                 "Parameters": {
                     "EXTERNAL": "TRUE",

@@ -25,7 +25,7 @@ import botocore.session
 import pytest
 import yaml
 
-from include.patch_compliance import tasks
+from include.patch_compliance import steps
 from include.patch_compliance.runtime import RunContext
 from sandbox.testing import running_sandbox
 from scripts.cfn_templates import ROOT, load, resolve
@@ -232,7 +232,7 @@ def test_following_the_section_reaches_the_first_aws_call_as_the_hub_role(tmp_pa
             "run_id": "manual__readme",
         }
         run = RunContext.from_airflow(context)
-        planned = tasks.plan_fleet(run)
+        planned = steps.plan_fleet(run)
 
         assert planned["targets"] > 0 and planned["plan_uri"].startswith(f"s3://{hub['ReportsBucketName']}/")
         by_principal = {p["principal"]: p["calls"] for p in sb.principals() if p["kind"] != "setup"}
