@@ -48,7 +48,7 @@ def planned(sandbox):
 
 
 def _hub_in_trigger(run):
-    return mock.patch("include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub)
+    return mock.patch("include.patch_compliance.aws.context_from_connection", return_value=run.hub)
 
 
 def _patched(run):
@@ -87,9 +87,7 @@ def test_sensor_defers_then_records_every_invocation(planned, sandbox):
         assert path == "include.patch_compliance.orchestration.triggers.ShardCommandsTrigger"
         rebuilt = ShardCommandsTrigger(**kwargs)
         sandbox.admin("advance", seconds=3600)
-        with mock.patch(
-            "include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub
-        ):
+        with mock.patch("include.patch_compliance.aws.context_from_connection", return_value=run.hub):
             event = asyncio.run(_first_event(rebuilt))
         assert event.payload["status"] == "done"
         result = sensor.execute_complete(context, event.payload)
