@@ -103,9 +103,7 @@ def _legacy_assume(hub, account_id: str, role_name: str):
 
 def run_mode(mode: str, url: str, accounts: list[str], role_name: str) -> dict:
     """One mode in this process: per-account wall time and RSS retained after the first account."""
-    os.environ.update(
-        {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    )
+    os.environ.update({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     os.environ.pop("AWS_SESSION_TOKEN", None)
     from include.patch_compliance.aws import context_from_connection
     from include.patch_compliance.aws.members import MemberContexts
