@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from include.patch_compliance.aws import TargetUnreachable
-from include.patch_compliance.aws.clients import shared_loader
+from include.patch_compliance.aws.clients import member_session
 from include.patch_compliance.aws.members import MemberContexts
 from include.patch_compliance.config import AccessConfig
 
@@ -103,15 +103,20 @@ def test_an_unassumable_account_is_remembered(sandbox, accounts):
     assert contexts.live == 0
 
 
-def test_every_member_session_shares_one_model_loader(sandbox, accounts):
-    """Service models are loaded once per process, not once per account (docs/aws-behaviours.md §26)."""
+def test_member_clients_come_from_one_session_each_signed_as_its_account(sandbox, accounts):
+    """One botocore session (one model loader) for every member account (docs/aws-behaviours.md §26); each
+    client signs with its own account's assumed-role credentials, which refresh themselves."""
     members, _ = accounts
     contexts = _contexts(sandbox)
-    loader = shared_loader()
-    paths = list(loader.search_paths)
-    sessions = [contexts.get(a).session for a in members]
-    for context_session in sessions:
-        assert context_session.get_component("data_loader") is loader
-    for account_id in members:
-        contexts.get(account_id).client("ssm", "us-east-1")
-    assert loader.search_paths == paths  # nothing appends to the shared loader per account
+    found = [contexts.get(a) for a in members]
+    assert len({id(c.session) for c in found}) == 1 and found[0].session is member_session()
+    signed = []
+    for context in found:
+        ssm = context.client("ssm", "us-east-1")
+        credentials = ssm._request_signer._credentials  # noqa: SLF001 - what the client signs with
+        assert credentials is context.credentials and credentials.method == "sts-assume-role"
+        signed.append(credentials.get_frozen_credentials().access_key)
+    assert len(set(signed)) == len(members)
+    # and the calls really run as each account (the emulator maps assumed keys to their account)
+    for account_id, context in zip(members, found, strict=True):
+        assert context.client("sts").get_caller_identity()["Account"] == account_id

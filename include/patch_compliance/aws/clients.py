@@ -3,7 +3,8 @@
 Endpoints come only from standard configuration: ``AWS_ENDPOINT_URL`` (read by botocore itself) or the Airflow
 connection's ``endpoint_url`` / ``service_config`` extras, so the same code runs against AWS and the local
 emulator. The connection's botocore config and TLS ``verify`` reach every client, member accounts' included.
-Member accounts get a botocore session each on one shared model loader (docs/aws-behaviours.md §26).
+Member accounts' clients come from one botocore session per process, each signed with its account's refreshable
+credentials (docs/aws-behaviours.md §26).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.loaders import Loader
 
 T = TypeVar("T")
 
@@ -88,27 +88,39 @@ def chunks(items: Sequence[T] | Iterable[T], size: int) -> Iterator[list[T]]:
 
 # Each client keeps its own urllib3 pool; enough for a step's worker threads sharing one client.
 MAX_POOL_CONNECTIONS = 32
-_loader_lock = threading.Lock()
-_loader: Loader | None = None
+_member_lock = threading.Lock()
+_member_session: botocore.session.Session | None = None
 
 
-def shared_loader() -> Loader:
-    """The process's one botocore data loader. A botocore session reads and parses service models through its
-    loader, so sessions sharing it load each model once per process instead of once per account
-    (docs/aws-behaviours.md §26); the amazon provider shares one the same way for its async sessions."""
-    global _loader  # noqa: PLW0603 - one per process by design
-    with _loader_lock:
-        if _loader is None:
-            _loader = botocore.session.Session().get_component("data_loader")  # honours AWS_DATA_PATH
-        return _loader
+def member_session() -> botocore.session.Session:
+    """The process's one botocore session for member accounts: one loader (each service model read once), one
+    set of event handlers, and a client per account built from it with that account's credentials
+    (docs/aws-behaviours.md §26). Sessions are not thread-safe: it is only used under ``_member_lock``."""
+    global _member_session  # noqa: PLW0603 - one per process by design
+    with _member_lock:
+        if _member_session is None:
+            _member_session = botocore.session.Session()
+        return _member_session
+
+
+def _member_client(credentials: Any, service: str, **kwargs: Any) -> Any:
+    """A client of the member session signed with ``credentials`` (refreshable: the client keeps the object).
+    botocore's ``create_client`` takes only static keys, so the session holds the credentials for the call."""
+    core = member_session()
+    with _member_lock:
+        core._credentials = credentials  # noqa: SLF001 - as the provider's session factory sets them
+        try:
+            return core.create_client(service, **kwargs)
+        finally:
+            core._credentials = None  # noqa: SLF001 - never used without an account's credentials
 
 
 @dataclass
 class AwsContext:
     """Credentials plus how to build clients with them; clients are cached per (service, region).
 
-    ``session`` is the hub's boto3 session (the Airflow connection's, or boto3's default chain) or, in a member
-    account, a botocore session on the shared loader with that account's refreshable credentials.
+    ``session`` is the hub's boto3 session (the Airflow connection's, or boto3's default chain); in a member
+    account it is the shared ``member_session()`` and ``credentials`` are that account's refreshable ones.
     ``base_config``, ``verify`` and the endpoints come from the connection and reach every client, member
     accounts' included; the project's retry mode is layered on top (``client_config``).
     """
@@ -121,16 +133,15 @@ class AwsContext:
     verify: bool | str | None = None
     base_config: Config | None = None
     service_endpoints: dict[str, str] = field(default_factory=dict)
+    credentials: Any = None  # a member account's RefreshableCredentials; None: the session's own
+    default_region: str | None = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def region(self) -> str:
         """The session's default Region (clients name theirs explicitly; this is for global APIs and links)."""
-        region = getattr(self.session, "region_name", None)
-        if region is None and isinstance(self.session, botocore.session.Session):
-            region = self.session.get_config_variable("region")
-        return region or DEFAULT_REGION
+        return self.default_region or getattr(self.session, "region_name", None) or DEFAULT_REGION
 
     @cached_property
     def client_config(self) -> Config:
@@ -152,8 +163,10 @@ class AwsContext:
                     kwargs["endpoint_url"] = endpoint
                 if self.verify is not None:
                     kwargs["verify"] = self.verify
-                create = getattr(self.session, "create_client", None) or self.session.client
-                self._clients[key] = create(service, **kwargs)
+                if self.credentials is not None:
+                    self._clients[key] = _member_client(self.credentials, service, **kwargs)
+                else:
+                    self._clients[key] = self.session.client(service, **kwargs)
             return self._clients[key]
 
     def assume_credentials(
@@ -195,15 +208,11 @@ class AwsContext:
         )
 
     def for_account(self, account_id: str, credentials: RefreshableCredentials) -> AwsContext:
-        """A context in ``account_id`` with these credentials: a botocore session on the shared loader (a few
-        ms and well under 1 MB, docs/aws-behaviours.md §26) and this context's client settings."""
-        core = botocore.session.Session()
-        core.register_component("data_loader", shared_loader())
-        # botocore has no public setter for a credentials object; the amazon provider sets it the same way.
-        core._credentials = credentials  # noqa: SLF001
-        core.set_config_variable("region", self.region)
+        """A context in ``account_id`` with these credentials and this context's client settings. No AWS call and
+        no session of its own: its clients come from the shared member session (a few ms and well under 1 MB
+        each, docs/aws-behaviours.md §26)."""
         return AwsContext(
-            session=core,
+            session=member_session(),
             endpoint_url=self.endpoint_url,
             max_attempts=self.max_attempts,
             account_id=account_id,
@@ -211,6 +220,8 @@ class AwsContext:
             verify=self.verify,
             base_config=self.base_config,
             service_endpoints=dict(self.service_endpoints),
+            credentials=credentials,
+            default_region=self.region,
         )
 
     def assume(
