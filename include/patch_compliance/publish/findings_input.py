@@ -24,13 +24,13 @@ Slices = dict[str, tuple[int, int]]
 
 
 def as_arrow(frame: pd.DataFrame | pa.Table, columns: tuple[str, ...], name: str) -> pa.Table:
-    """The table as Arrow, naive timestamps marked UTC (our tables' convention). Mixed object columns Arrow
-    cannot type go through plain Python values first."""
+    """The table as Arrow, naive timestamps marked UTC (our tables' convention). A column of mixed Python
+    objects Arrow cannot type is kept as text."""
     if isinstance(frame, pd.DataFrame):
         try:
             table = pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            table = pa.Table.from_pylist([{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")])
+            table = pa.table({str(name): _column(frame[name]) for name in frame.columns})
     elif isinstance(frame, pa.Table):
         table = frame
     else:
@@ -47,6 +47,14 @@ def as_arrow(frame: pd.DataFrame | pa.Table, columns: tuple[str, ...], name: str
                 index, column.name, table.column(index).cast(pa.timestamp(column.type.unit, "UTC"))
             )
     return table.replace_schema_metadata(None)
+
+
+def _column(series: pd.Series) -> pa.Array:
+    values = [_clean(v) for v in series.tolist()]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
 def by_account(table: pa.Table) -> tuple[pa.Table, Slices]:
