@@ -271,5 +271,5 @@ def context_from_connection(conn_id: str | None = "aws_default", *, max_attempts
                 base_config=conn.botocore_config,
                 service_endpoints=endpoints,
             )
-    # Not on the shared loader: a boto3 session appends its own data path to its loader's search paths.
+    # The hub keeps a boto3 session of its own (few clients); member accounts use member_session().
     return AwsContext(session=boto3.Session(), max_attempts=max_attempts)
