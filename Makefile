@@ -9,7 +9,7 @@ SANDBOX_PORT ?= 5055
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install test lint demo airflow sandbox bench clean
+.PHONY: install test lint demo airflow sandbox bench bench-access clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ sandbox: install  ## the local AWS emulator in the foreground on 127.0.0.1:$(SAN
 
 bench: install  ## transform + writer throughput and memory at 10k / 100k / 1M patch rows
 	$(BIN)/python bench/bench_transform.py
+
+bench-access: install  ## AWS access on the emulator: per-extra-account cost, wait calls per poke, Security Hub memory (before/after)
+	$(BIN)/python bench/bench_accounts.py
+	$(BIN)/python bench/bench_wait.py
+	$(BIN)/python bench/bench_securityhub.py
 
 clean:
 	rm -rf airflow_home artifacts .pytest_cache

@@ -40,7 +40,7 @@ def fleet_summary(summary: dict) -> str:
         lines.append(
             f"Security Hub:        {hub.get('created', 0)} created, {hub.get('updated', 0)} updated, "
             f"{hub.get('resolved', 0)} resolved, {hub.get('failed', 0)} failed, "
-            f"{hub.get('skipped', 0)} account-regions skipped"
+            f"{hub.get('skipped', 0)} account-regions skipped, {hub.get('errors', 0)} with errors"
         )
     lines.append(f"report:              {summary['report_url']}")
     return "\n".join(lines)

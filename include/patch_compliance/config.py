@@ -171,6 +171,7 @@ class ReportsConfig(_Model):
 
 class ThresholdsConfig(_Model):
     max_unreachable_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    max_securityhub_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
     sla_days: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: {
             "CRITICAL": 7,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 from typing import Any
 
 from include.patch_compliance.aws.clients import GLOBAL_REGION
@@ -13,7 +12,7 @@ from include.patch_compliance.collect.collector import collect_target
 from include.patch_compliance.discover.org import walk_organization
 from include.patch_compliance.discover.plan import Plan, build_plan
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.storage import list_keys
+from include.patch_compliance.storage import get_bytes, list_keys, object_exists, parse_s3_uri, put_bytes
 from include.patch_compliance.wait.status import failure_ratio
 
 
@@ -104,9 +103,39 @@ def final_gate(run: RunContext, totals: dict[str, Any]) -> str:
         decision = run.get(key)
         if decision.get("held"):
             reasons.append(decision["reason"])
+    hub_reason = _security_hub_reason(run)
+    if hub_reason:
+        reasons.append(hub_reason)
     if reasons:
         raise RuntimeError("; ".join(reasons))
     return f"ok: {unreachable} of {targets} account-regions unreachable ({ratio:.0%} <= {limit:.0%})"
+
+
+def _security_hub_reason(run: RunContext) -> str | None:
+    """Why Security Hub fails the run: account-regions with an error (a failed Patch Manager export check, a
+    disabled hub, refused calls) above ``thresholds.max_securityhub_error_ratio``; None when within it or when
+    the step wrote nothing (disabled, or it failed and its task says so)."""
+    from include.patch_compliance.publish.report_files import run_key
+
+    key = run_key(run.cfg.reports.prefix, run.run_id, "security_hub.json")
+    if not object_exists(run.hub, run.bucket, key):
+        return None
+    outcome = json.loads(get_bytes(run.hub, run.bucket, key))
+    failing = sorted({(e["account_id"], e["region"]) for e in outcome.get("errors", [])}, key=str)
+    targets = max(int(outcome.get("targets") or 0), len(failing))
+    ratio = len(failing) / targets if targets else 0.0
+    limit = run.cfg.thresholds.max_securityhub_error_ratio
+    if ratio <= limit:
+        return None
+    first: dict[tuple[str, str], str] = {}
+    for e in outcome["errors"]:
+        first.setdefault((e["account_id"], e["region"]), f"{e['stage']}: {e['code']}")
+    shown = ", ".join(f"{a}/{r} ({first[(a, r)]})" for a, r in failing[:5])
+    return (
+        f"Security Hub failed in {len(failing)} of {targets} account-regions ({ratio:.0%}), above "
+        f"thresholds.max_securityhub_error_ratio {limit:.0%}: {shown}{' ...' if len(failing) > 5 else ''}; "
+        f"see {key}"
+    )
 
 
 def report(run: RunContext) -> dict[str, Any]:
@@ -137,34 +166,34 @@ def report(run: RunContext) -> dict[str, Any]:
 
 def security_hub(run: RunContext) -> dict[str, Any]:
     """Import/update/resolve one finding per node in its own account-region, then record the counts next to the
-    report and in summary.json (and the latest pointers)."""
-    from include.patch_compliance.publish.report_files import json_bytes, latest_keys, read_parquet_bytes, run_key
-    from include.patch_compliance.publish.securityhub import publish_findings
-    from include.patch_compliance.storage import get_bytes, parse_s3_uri, put_bytes
-    from include.patch_compliance.transform.schema import NODES, PATCHES
+    report and in summary.json (and the latest pointers). Reads the published tables as Arrow, only the columns
+    the findings use, and streams account by account (each member context released when its account is done)."""
+    from include.patch_compliance.publish.report_files import json_bytes, latest_keys, run_key
+    from include.patch_compliance.publish.securityhub import PATCH_FIELDS, publish_findings
 
     reports = run.cfg.reports
     summary = json.loads(get_bytes(run.hub, run.bucket, run_key(reports.prefix, run.run_id, "summary.json")))
-    snapshot_date = date.fromisoformat(summary["snapshot_date"])
-    frames = {}
-    for table in (NODES, PATCHES):
-        bucket, key = parse_s3_uri(summary["tables"][table.name])
-        frames[table.name] = read_parquet_bytes(get_bytes(run.hub, bucket, key), table, snapshot_date)
-    scanned = {
-        (d["target"]["account_id"], d["target"]["region"]) for d in read_records(run, "raw") if d["status"] == "OK"
-    }
+    accounts = _published_table(run, summary, "accounts", ["account_id", "region", "unreachable_targets"])
+    collected = [
+        (a, r)
+        for a, r, unreachable in zip(*(accounts[c].to_pylist() for c in accounts.column_names), strict=True)
+        if not unreachable
+    ]
     result = publish_findings(
         run.members.get,
-        frames["nodes"],
-        frames["patches"],
+        _published_table(run, summary, "nodes"),
+        _published_table(run, summary, "patches", list(PATCH_FIELDS)),
         cfg=run.cfg.security_hub,
         run_id=run.run_id,
         now=run.run_after,
         partition=run.hub.partition,
-        scanned_targets=sorted(scanned),
+        scanned_targets=sorted(collected),
+        max_workers=run.cfg.orchestration.max_workers,
+        release=run.members.release,
     )
     outcome = result.as_dict()
-    counts = {k: outcome[k] for k in ("created", "updated", "resolved", "failed", "skipped")}
+    counts = {k: outcome[k] for k in ("created", "updated", "resolved", "failed", "skipped", "targets")}
+    counts["errors"] = result.error_targets()  # account-regions with an error (the final gate's ratio)
 
     def put(key: str, obj: Any) -> None:
         put_bytes(
@@ -177,11 +206,22 @@ def security_hub(run: RunContext) -> dict[str, Any]:
     for key in latest_keys(reports.prefix, run.dag_id):  # still this run: re-point with the counts
         put(key, summary)
     return {
-        **counts,
+        **{k: v for k, v in counts.items() if k != "errors"},
+        "error_targets": counts["errors"],
         "enabled": outcome["enabled"],
         "errors": outcome["errors"][:20],
         "failed_findings": outcome["failed_findings"][:20],
     }
+
+
+def _published_table(run: RunContext, summary: dict[str, Any], name: str, columns: list[str] | None = None) -> Any:
+    """One of this run's published tables (summary.json names them) as an Arrow table of ``columns``."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    bucket, key = parse_s3_uri(summary["tables"][name])
+    return pq.read_table(io.BytesIO(get_bytes(run.hub, bucket, key)), columns=columns)
 
 
 def trends(run: RunContext) -> dict[str, Any]:

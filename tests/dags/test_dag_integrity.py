@@ -63,6 +63,96 @@ def test_parse_makes_no_aws_call_and_no_network_and_reports_parse_time():
         assert seconds < 30
 
 
+# What a DAG file must not pull in while it is parsed (issue 11): AWS SDK sessions, dataframe libraries, provider
+# hooks. They are imported inside task execution.
+HEAVY = (
+    "boto3",
+    "botocore.session",
+    "pandas",
+    "pyarrow",
+    "airflow.providers.amazon.aws.hooks.base_aws",
+    "airflow.providers.amazon.aws.hooks.s3",
+)
+EMPTY_DAG = """from datetime import datetime
+
+from airflow.sdk import dag
+
+
+@dag(dag_id="empty", schedule=None, start_date=datetime(2026, 1, 1))
+def empty():
+    pass
+
+
+empty()
+"""
+# The DAG processor imports a file's airflow.* modules, then forks one parser per file
+# (airflow/dag_processing/processor.py, parsing_pre_import_modules): the same here, three forks per file.
+FORKED_PARSE = r"""
+import json, os, sys, time
+from airflow.sdk import dag  # noqa: F401 - what the processor pre-imports for these files
+from airflow.dag_processing.dagbag import DagBag
+HEAVY = json.loads(sys.argv[1])
+def parse(path):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        start = time.perf_counter()
+        bag = DagBag(dag_folder=path)
+        seconds = time.perf_counter() - start
+        out = {"seconds": seconds, "errors": list(bag.import_errors), "heavy": [m for m in HEAVY if m in sys.modules]}
+        os.write(write, json.dumps(out).encode())
+        os._exit(0)
+    os.close(write)
+    data = b"".join(iter(lambda: os.read(read, 65536), b""))
+    os.waitpid(pid, 0)
+    return json.loads(data)
+print(json.dumps({p: min((parse(p) for _ in range(3)), key=lambda r: r["seconds"]) for p in sys.argv[2:]}))
+"""
+
+
+def test_parse_time_against_an_empty_dag_file_is_printed(tmp_path):
+    """A printed figure, not a timed assertion: each DAG file's parse time ÷ an empty DAG file's with the same
+    Airflow import (target <= 2, issue 11), and which heavy modules were loaded by then."""
+    empty = tmp_path / "empty_dag.py"
+    empty.write_text(EMPTY_DAG)
+    files = [str(empty), *(str(ROOT / "dags" / name) for name in DAG_FILES)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    out = subprocess.run(
+        [sys.executable, "-c", FORKED_PARSE, json.dumps(HEAVY), *files],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    base = result.pop(str(empty))
+    assert base["errors"] == [] and base["seconds"] > 0
+    print(f"parse time empty DAG file: {base['seconds'] * 1000:.1f} ms")
+    for path, parsed in sorted(result.items()):
+        assert parsed["errors"] == [], path
+        print(
+            f"parse time {Path(path).name}: {parsed['seconds'] * 1000:.1f} ms = "
+            f"{parsed['seconds'] / base['seconds']:.1f} x the empty DAG file; "
+            f"heavy modules: {parsed['heavy'] or 'none'}"
+        )
+
+
+def test_the_modules_dag_files_import_load_no_aws_sdk_or_dataframe_library():
+    """The wiring the DAG files import keeps boto3, pandas, pyarrow and provider hooks for task execution."""
+    probe = (
+        "import json, sys\n"
+        "import include.patch_compliance.orchestration.dag_wiring, include.patch_compliance.orchestration.params\n"
+        "import include.patch_compliance.orchestration.assets, include.patch_compliance.orchestration.airflow_tasks\n"
+        "import include.patch_compliance.config\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def test_every_dag_has_owner_tags_docs_and_no_catchup(dagbag):
     for dag in dagbag.dags.values():
         assert dag.tags, dag.dag_id

@@ -27,10 +27,13 @@ BUCKET = "pc-e2e-reports"
 PREFIX = "pc"
 
 
-def _config(path: Path, max_unreachable_ratio: float) -> Path:
+def _config(path: Path, max_unreachable_ratio: float, max_securityhub_error_ratio: float = 0.25) -> Path:
     base = yaml.safe_load((ROOT / "sandbox" / "fleet-config.yaml").read_text())
     base["reports"] = {"bucket": BUCKET, "prefix": PREFIX}
-    base["thresholds"] = {"max_unreachable_ratio": max_unreachable_ratio}
+    base["thresholds"] = {
+        "max_unreachable_ratio": max_unreachable_ratio,
+        "max_securityhub_error_ratio": max_securityhub_error_ratio,
+    }
     base["scan"]["wait"] = {"poke_interval_seconds": 5, "timeout_seconds": 900, "deferrable": True}
     path.write_text(yaml.safe_dump(base))
     return path
@@ -106,6 +109,10 @@ def test_scan_dag_end_to_end(world):
     assert calls["ssm.SendCommand"] == sum(len(s["commands"]) for s in reachable) >= len(reachable) > 0
     assert {s["target"]["account_id"] for s in scans if s["status"] == "UNREACHABLE"} == roleless
     assert summary["totals"]["unreachable_targets"] == 2 * len(roleless)
+    # The emulated org leaves one account-region's hub disabled: one Security Hub error, within the threshold.
+    disabled = sb.fleet["security_hub"]["disabled"]
+    assert summary["security_hub"]["errors"] == len(disabled) == 1
+    assert summary["security_hub"]["targets"] == summary["totals"]["targets"]
 
     outcomes = _staged(sb, run_prefix, "commands")
     invocations = [o for o in outcomes if o["instance_id"]]
@@ -159,10 +166,12 @@ def test_scan_dag_end_to_end(world):
 
 def test_collect_dag_sends_nothing_and_fails_its_gate_after_publishing(world):
     sb, _, _, configs = world
-    result, calls = _dags_test(world, "patch_compliance_collect", _config(configs / "strict.yaml", 0.1))
+    result, calls = _dags_test(world, "patch_compliance_collect", _config(configs / "strict.yaml", 0.1, 0.0))
     assert calls.get("ssm.SendCommand", 0) == 0
     assert calls["ssm.DescribeInstancePatchStates"] > 0 and calls["ssm.ListComplianceItems"] > 0
     assert result.returncode != 0  # 2 of 10 account-regions unreachable > 10%
     assert "above thresholds.max_unreachable_ratio" in result.stdout + result.stderr
+    # ... and the disabled hub fails it too once no Security Hub error is allowed (issue 10 item 7)
+    assert "above thresholds.max_securityhub_error_ratio" in result.stdout + result.stderr
     summary = json.loads(_s3(sb, f"{PREFIX}/latest/patch_compliance_collect/summary.json"))
     assert summary["dag_id"] == "patch_compliance_collect" and summary["totals"]["nodes"] > 0

@@ -48,7 +48,7 @@ def planned(sandbox):
 
 
 def _hub_in_trigger(run):
-    return mock.patch("include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub)
+    return mock.patch("include.patch_compliance.aws.context_from_connection", return_value=run.hub)
 
 
 def _patched(run):
@@ -87,12 +87,14 @@ def test_sensor_defers_then_records_every_invocation(planned, sandbox):
         assert path == "include.patch_compliance.orchestration.triggers.ShardCommandsTrigger"
         rebuilt = ShardCommandsTrigger(**kwargs)
         sandbox.admin("advance", seconds=3600)
-        with mock.patch(
-            "include.patch_compliance.orchestration.triggers.context_from_connection", return_value=run.hub
-        ):
+        with mock.patch("include.patch_compliance.aws.context_from_connection", return_value=run.hub):
             event = asyncio.run(_first_event(rebuilt))
         assert event.payload["status"] == "done"
+        sandbox.reset_calls()
         result = sensor.execute_complete(context, event.payload)
+    calls = sandbox.calls()
+    assert "ssm.ListCommands" not in calls  # the event carried every command's final state
+    assert calls["ssm.ListCommandInvocations"] == len(event.payload["states"])
     assert result["invocations"] > 0 and not result["timed_out"]
     outcomes = run.get(run.key("commands", "canary", 0))
     assert all(o["error"] is None for o in outcomes if o["instance_id"])
@@ -105,7 +107,10 @@ def test_reschedule_mode_pokes_until_terminal(planned, sandbox):
         PatchScanOperator(task_id="scan", shard=shard).execute(context)
         sensor = ShardCommandsSensor(task_id="wait", shard=shard)
         assert sensor.mode == "reschedule"  # no worker slot held between pokes
+        sandbox.reset_calls()
         assert sensor.poke(context) is False
+        targets = {(r["target"]["account_id"], r["target"]["region"]) for r in run.get(run.key("scan", "canary", 0))}
+        assert sandbox.calls()["ssm.ListCommands"] <= len(targets)  # one listing per account-region
         sandbox.admin("advance", seconds=3600)
         assert sensor.poke(context) is True
         result = sensor.execute(context)

@@ -3,6 +3,7 @@ retries reuse it, the wait follows the lifecycle to terminal states, unreachable
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from include.patch_compliance.scan.command import (
     run_tag,
     scan_record,
 )
-from include.patch_compliance.wait.status import failure_ratio, outcome_records, shard_progress
+from include.patch_compliance.wait.status import failure_ratio, is_terminal, outcome_records, shard_progress
 from tests.orchestration.conftest import fleet_config, make_run
 
 
@@ -87,6 +88,42 @@ def test_wait_follows_the_lifecycle_until_every_invocation_is_terminal(sandbox):
     assert total == sum(1 for o in outcomes if o["instance_id"]) and 0 < failed < total
 
 
+def test_each_check_is_one_list_commands_per_account_region_still_running(sandbox):
+    """The wait at the page-limit floor (issue 11): a check asks each account-region with a command not known to
+    be terminal exactly once, the others never; the outcomes then read only ListCommandInvocations."""
+    run = make_run("scan-floor")
+    _, _, _, records = _scan_all(run)
+    sent = [r for r in records if r["commands"]]
+    commands = [c["command_id"] for r in sent for c in r["commands"]]
+    doc = run.cfg.scan.document_name
+    states: dict = {}
+    checks = asked = target_checks = 0
+    while True:
+        running = {
+            (r["target"]["account_id"], r["target"]["region"])
+            for r in sent
+            if not all(is_terminal(states.get(c["command_id"])) for c in r["commands"])
+        }
+        sandbox.reset_calls()
+        progress = shard_progress(run.members.get, records, document_name=doc, known=states)
+        calls = sandbox.calls()
+        assert calls.get("ssm.ListCommands", 0) == len(running) == progress.polled, (checks, calls)
+        assert "ssm.ListCommandInvocations" not in calls
+        checks, asked, target_checks = checks + 1, asked + len(running), target_checks + len(sent)
+        states = progress.states
+        if progress.done:
+            break
+        assert checks < 60, "the emulated commands never finished"
+        sandbox.admin("advance", seconds=120)
+    assert asked <= 1.2 * target_checks  # the issue's target: ListCommands <= 1.2 x (targets x pokes)
+    sandbox.reset_calls()
+    outcomes = outcome_records(run.members.get, records, states=states)
+    calls = sandbox.calls()
+    assert "ssm.ListCommands" not in calls
+    assert calls["ssm.ListCommandInvocations"] == len(commands)  # one page of <= 50 invocations per command
+    assert {o["command_id"] for o in outcomes if o["command_id"]} == set(commands)
+
+
 def test_install_refused_without_opt_in_and_allowed_with_it():
     with pytest.raises(InstallNotAllowed, match="scan.allow_install: true"):
         resolve_operation("Install", fleet_config().scan)
@@ -119,3 +156,21 @@ def test_final_gate_fails_above_the_unreachable_ratio(sandbox):
     assert steps.final_gate(run, {"targets": 10, "unreachable_targets": 1}).startswith("ok")
     with pytest.raises(RuntimeError, match=r"2 of 10 account-regions unreachable \(20%\)"):
         steps.final_gate(run, {"targets": 10, "unreachable_targets": 2})
+
+
+def test_final_gate_fails_above_the_security_hub_error_ratio(sandbox):
+    """Issue 10 item 7: Security Hub errors per account-region fail the run above
+    thresholds.max_securityhub_error_ratio (default 0), after everything was published."""
+    from include.patch_compliance.publish.report_files import run_key
+
+    run = make_run("gate-hub")
+    totals = {"targets": 4, "unreachable_targets": 0}
+    assert steps.final_gate(run, totals).startswith("ok")  # the step wrote nothing (disabled or failed): no verdict
+    error = {"account_id": "111111111111", "region": "eu-west-1", "stage": "list_enabled_products"}
+    outcome = {"targets": 4, "errors": [{**error, "code": "AccessDeniedException", "message": "denied"}]}
+    key = run_key(run.cfg.reports.prefix, run.run_id, "security_hub.json")
+    sandbox.client("s3").put_object(Bucket=run.bucket, Key=key, Body=json.dumps(outcome).encode())
+    with pytest.raises(RuntimeError, match=r"Security Hub failed in 1 of 4 account-regions \(25%\).*AccessDenied"):
+        steps.final_gate(run, totals)
+    lenient = make_run("gate-hub", fleet_config(thresholds={"max_securityhub_error_ratio": 0.25}))
+    assert steps.final_gate(lenient, totals).startswith("ok")

@@ -9,7 +9,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from include.patch_compliance.wait.status import command_state, invocation_records, shard_progress
+from include.patch_compliance.wait.status import (
+    LISTING_MARGIN,
+    command_state,
+    invocation_records,
+    outcome_records,
+    shard_progress,
+)
 
 TARGET = {
     "ou_id": "ou-ab12-11111111",
@@ -143,3 +149,126 @@ def test_command_state_raises_other_errors():
         stub.add_client_error("list_commands", "AccessDeniedException")
         with pytest.raises(Exception, match="AccessDenied"):
             command_state(ssm, CMD)
+
+
+CMD2 = "22222222-3333-4444-5555-666666666666"
+OTHER = "99999999-8888-7777-6666-555555555555"  # someone else's command in the same account-region
+SENT = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+
+
+def _listing_params(**extra):
+    window = (SENT - LISTING_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+    params = {
+        "Filters": [{"key": "InvokedAfter", "value": window}, {"key": "DocumentName", "value": "AWS-RunPatchBaseline"}],
+        "MaxResults": 50,
+    }
+    return {**params, **extra}
+
+
+def _listed(command_id, status="InProgress", details="In Progress"):
+    return {**_command(status, details), "CommandId": command_id}
+
+
+def _scan(*command_ids):
+    return [{"target": TARGET, "sent_at": SENT.isoformat(), "commands": [{"command_id": c} for c in command_ids]}]
+
+
+def test_one_listing_gives_every_command_of_an_account_region_aws_behaviours_4():
+    """Two commands of the run in one account-region: one ListCommands on the run's window and document."""
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    with Stubber(ssm) as stub:
+        page = [_listed(OTHER, "Success", "Success"), _listed(CMD2), _listed(CMD, "Success", "Success")]
+        stub.add_response("list_commands", {"Commands": page}, _listing_params())
+        progress = shard_progress(lambda _a: FakeContext(ssm), _scan(CMD, CMD2), document_name="AWS-RunPatchBaseline")
+        stub.assert_no_pending_responses()
+    assert (progress.commands, progress.finished, progress.polled) == (2, 1, 1)
+    assert set(progress.states) == {CMD, CMD2}  # the other command is not ours
+    assert progress.states[CMD]["RequestedDateTime"] == NOW.isoformat()  # JSON-ready for the trigger event
+
+
+def test_commands_known_terminal_are_never_asked_for_again():
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    known = {CMD: {"Status": "Success", "StatusDetails": "Success", "RequestedDateTime": NOW.isoformat()}}
+    with Stubber(ssm) as stub:  # no response queued: any call fails the test
+        done = shard_progress(lambda _a: FakeContext(ssm), _scan(CMD), known=known)
+    assert done.done and done.polled == 0
+    with Stubber(ssm) as stub:
+        stub.add_response("list_commands", {"Commands": [_listed(CMD2, "Failed", "Failed")]}, _listing_params())
+        progress = shard_progress(
+            lambda _a: FakeContext(ssm), _scan(CMD, CMD2), document_name="AWS-RunPatchBaseline", known=known
+        )
+        stub.assert_no_pending_responses()
+    assert progress.done and progress.polled == 1
+
+
+def test_paging_stops_once_every_command_was_seen():
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    with Stubber(ssm) as stub:
+        stub.add_response("list_commands", {"Commands": [_listed(OTHER)], "NextToken": "t1"}, _listing_params())
+        stub.add_response(
+            "list_commands", {"Commands": [_listed(CMD)], "NextToken": "t2"}, _listing_params(NextToken="t1")
+        )
+        progress = shard_progress(lambda _a: FakeContext(ssm), _scan(CMD), document_name="AWS-RunPatchBaseline")
+        stub.assert_no_pending_responses()  # the page after t2 was never asked for
+    assert progress.states[CMD]["Status"] == "InProgress" and not progress.done
+
+
+def test_a_command_missing_from_the_listing_is_asked_for_by_id_aws_behaviours_5():
+    """Not listed yet right after SendCommand (or sent before the window): asked by id, kept waiting."""
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    with Stubber(ssm) as stub:
+        stub.add_response("list_commands", {"Commands": []}, _listing_params())
+        stub.add_client_error("list_commands", "InvalidCommandId", expected_params={"CommandId": CMD})
+        progress = shard_progress(lambda _a: FakeContext(ssm), _scan(CMD), document_name="AWS-RunPatchBaseline")
+        stub.assert_no_pending_responses()
+    assert not progress.done and progress.states == {}
+
+
+def test_outcomes_use_the_states_of_the_wait_and_read_only_invocations():
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    states = {CMD: {"Status": "Success", "StatusDetails": "Incomplete", "RequestedDateTime": NOW.isoformat()}}
+    with Stubber(ssm) as stub:
+        stub.add_response(
+            "list_command_invocations",
+            {"CommandInvocations": [_invocation(1, "Success", "Success")]},
+            {"CommandId": CMD, "Details": True},
+        )
+        records = outcome_records(lambda _a: FakeContext(ssm), _scan(CMD), states=states)
+        stub.assert_no_pending_responses()  # no ListCommands
+    assert [(r["command_status_details"], r["status"]) for r in records] == [("Incomplete", "Success")]
+
+
+def test_response_code_and_times_come_from_the_step_that_ran_aws_behaviours_27():
+    """On Linux AWS-RunPatchBaseline reports the skipped PatchWindows step first (code 0, start = end)."""
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    skipped_at = datetime(2026, 11, 29, 3, 0, 5, tzinfo=UTC)
+    started, finished = datetime(2026, 11, 29, 3, 0, 6, tzinfo=UTC), datetime(2026, 11, 29, 3, 4, 0, tzinfo=UTC)
+    invocation = _invocation(1, "Failed", "Failed")
+    invocation["CommandPlugins"] = [
+        {
+            "Name": "PatchWindows",
+            "Status": "Success",
+            "StatusDetails": "Success",
+            "ResponseCode": 0,
+            "ResponseStartDateTime": skipped_at,
+            "ResponseFinishDateTime": skipped_at,
+            "Output": 'Step execution skipped due to unsatisfied preconditions: \'"StringEquals": [platformType, '
+            "Windows]'. Step name: PatchWindows",
+        },
+        {
+            "Name": "PatchLinux",
+            "Status": "Failed",
+            "StatusDetails": "Failed",
+            "ResponseCode": 1,
+            "ResponseStartDateTime": started,
+            "ResponseFinishDateTime": finished,
+            "Output": "failed to run commands: exit status 1",
+        },
+    ]
+    with Stubber(ssm) as stub:
+        stub.add_response(
+            "list_command_invocations", {"CommandInvocations": [invocation]}, {"CommandId": CMD, "Details": True}
+        )
+        [record] = invocation_records(ssm, TARGET, CMD, None, state=_command("Failed", "Failed"))
+    assert (record["plugin"], record["response_code"]) == ("PatchLinux", 1)
+    assert (record["started_at"], record["finished_at"]) == (started.isoformat(), finished.isoformat())

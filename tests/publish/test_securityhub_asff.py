@@ -212,18 +212,22 @@ def test_builder_reads_only_columns_of_the_report_schema() -> None:
     assert {"kb_id", "cve_ids", "severity", "first_seen"} <= patch_cols
 
 
-def test_records_from_plain_and_arrow_frames() -> None:
+def test_rows_from_plain_and_arrow_frames() -> None:
+    """What the Security Hub step reads from any frame: aware UTC times, None for every kind of missing value,
+    a column Arrow cannot type kept as text."""
     import pandas as pd
     import pyarrow as pa
 
-    from include.patch_compliance.publish.securityhub import _records
+    from include.patch_compliance.publish.findings_input import as_arrow, by_account, rows
 
     naive = datetime(2026, 11, 1, 3, 0)
-    plain = pd.DataFrame({"a": ["x", None], "t": [naive, pd.NaT], "n": [1.0, float("nan")]})
-    mixed = plain.assign(m=[1, "two"])  # Arrow cannot type this column: row-wise fallback
+    plain = pd.DataFrame({"account_id": ["1", "1"], "a": ["x", None], "t": [naive, pd.NaT], "n": [1.0, float("nan")]})
+    mixed = plain.assign(m=[1, "two"])  # Arrow cannot type this column
     arrow = pa.Table.from_pandas(plain, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
     for frame in (plain, mixed, arrow):
-        first, second = _records(frame)
+        table, slices = by_account(as_arrow(frame, ("account_id",), "nodes"))
+        first, second = rows(table, slices["1"])
         assert first["t"] == naive.replace(tzinfo=UTC) and first["t"].tzinfo is not None
         assert (second["a"], second["t"], second["n"]) == (None, None, None)
-    assert _records(mixed)[1]["m"] == "two"
+    table, slices = by_account(as_arrow(mixed, ("account_id",), "nodes"))
+    assert [r["m"] for r in rows(table, slices["1"])] == ["1", "two"]

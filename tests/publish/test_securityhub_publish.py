@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -410,8 +411,13 @@ def test_through_the_sandbox_server_with_member_roles() -> None:
             node(off["account_id"], off["region"], "i-3"),
             node(native["account_id"], native["region"], "i-4"),
         ]
-        result = publish_findings(contexts.get, frame(fleet), NO_PATCHES, cfg=CFG, run_id="r", now=T0)
+        sb.reset_calls()
+        result = publish_findings(
+            contexts.get, frame(fleet), NO_PATCHES, cfg=CFG, run_id="r", now=T0, release=contexts.release
+        )
         assert result.created == 1
+        assert contexts.live == 0  # every account's context was released when its Regions were done
+        assert sb.calls()["sts.AssumeRole"] == len({n["account_id"] for n in fleet}) - 1  # `enabled` was assumed
         assert [(e["account_id"], e["stage"]) for e in result.errors] == [(off["account_id"], "not_enabled")]
         assert [(t["account_id"], t["region"]) for t in result.skipped_targets] == [
             (native["account_id"], native["region"])
@@ -486,3 +492,83 @@ def test_hub_disabled_between_read_and_import_is_recorded_from_failed_findings(s
     assert (result.created, result.failed) == (0, 1)
     assert result.failed_findings[0]["error_code"] == "InvalidAccess"
     assert [(e["stage"], e["code"]) for e in result.errors] == [("not_enabled", "InvalidAccess")]
+
+
+class _Refused:
+    """A botocore before-call answer: the HTTP status of an IAM denial (the body becomes the ClientError)."""
+
+    status_code = 403
+
+
+def test_a_failed_export_check_is_an_error_of_its_account_region_aws_behaviours_17(sh) -> None:
+    """The member role lacks securityhub:ListEnabledProductsForImport in A/eu-west-1 (issue 10 item 7): that
+    account-region imports nothing and is counted as an error, the others go on."""
+    denied = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized: ListEnabledProductsForImport"}}
+
+    def context_for(account_id: str) -> AwsContext:
+        context = sh.context_for(account_id)
+        if account_id == A:
+            context.client("securityhub", EU).meta.events.register(
+                "before-call.securityhub.ListEnabledProductsForImport", lambda **_: (_Refused(), denied)
+            )
+        return context
+
+    result = publish_findings(
+        context_for,
+        frame([node(A, EU, "i-1"), node(A, US, "i-2"), node(B, EU, "i-3")]),
+        NO_PATCHES,
+        cfg=CFG,
+        run_id="r",
+        now=T0,
+    )
+    assert [(e["account_id"], e["region"], e["stage"], e["code"]) for e in result.errors] == [
+        (A, EU, "list_enabled_products", "AccessDeniedException")
+    ]
+    assert (result.error_targets(), result.targets, result.created) == (1, 3, 2)
+    assert sh.findings(A, EU) == []
+
+
+def test_accounts_stream_one_context_each_released_after_all_its_regions(sh) -> None:
+    """Each account: one context_for, then one release once every Region of it is published; at most
+    max_workers accounts are in work at a time, so memory follows max_workers, not the fleet."""
+    fleet = [node(a, r, f"i-{a[:1]}{r[:2]}{n}") for a in (A, B) for r in (EU, US) for n in (1, 2)]
+    fleet += [node(C, EU, "i-c1")]
+    sh.enable(C, EU)
+    lock = threading.Lock()
+    active: set[str] = set()
+    peak = 0
+    released: list[str] = []
+
+    def context_for(account_id: str) -> AwsContext:
+        nonlocal peak
+        with lock:
+            active.add(account_id)
+            peak = max(peak, len(active))
+        return sh.context_for(account_id)
+
+    def release(account_id: str) -> None:
+        regions = (EU, US) if account_id != C else (EU,)
+        assert all(sh.findings(account_id, r) for r in regions), f"{account_id} released before all its Regions"
+        with lock:
+            active.discard(account_id)
+            released.append(account_id)
+
+    result = publish_findings(
+        context_for, frame(fleet), NO_PATCHES, cfg=CFG, run_id="r", now=T0, max_workers=2, release=release
+    )
+    assert result.created == 9 and result.errors == []
+    assert sorted(sh.context_calls) == sorted(released) == [A, B, C]  # once each
+    assert peak <= 2 and active == set()
+
+
+def test_arrow_tables_in_any_row_order_give_the_same_findings(sh) -> None:
+    """The step hands over Arrow tables read from Parquet; rows of an account need not be next to each other."""
+    fleet = [node(A, EU, "i-1"), node(B, EU, "i-2"), node(A, US, "i-3"), node(B, US, "i-4", "COMPLIANT")]
+    patches = [patch(B, EU, "i-2", "KB2"), patch(A, EU, "i-1", "KB1"), patch(B, EU, "i-2", "KB3")]
+    result = publish_findings(
+        sh.context_for, pa.Table.from_pylist(fleet), pa.Table.from_pylist(patches), cfg=CFG, run_id="r", now=T0
+    )
+    assert (result.created, result.errors, result.targets) == (3, [], 4)
+    assert sorted(sh.context_calls) == [A, B]
+    [b_finding] = sh.findings(B, EU)
+    assert sorted(v["Id"] for v in b_finding["Vulnerabilities"]) == ["KB2", "KB3"]

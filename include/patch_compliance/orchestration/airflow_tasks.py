@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from include.patch_compliance import steps
-from include.patch_compliance.discover.plan import PlanError
-from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import InstallNotAllowed, resolve_operation
+if TYPE_CHECKING:  # the step bodies and AWS modules load when a task runs, not when the DAG file is parsed
+    from include.patch_compliance.runtime import RunContext
 
 log = logging.getLogger("airflow.task")
 
 
 def _run() -> tuple[RunContext, dict[str, Any]]:
+    from include.patch_compliance.runtime import RunContext
+
     context = get_current_context()
     return RunContext.from_airflow(context), context
 
@@ -24,6 +24,9 @@ def _run() -> tuple[RunContext, dict[str, Any]]:
 @task(task_id="discover")
 def discover() -> dict[str, Any]:
     """Validate the config, walk the organization and write the fleet plan to S3."""
+    from include.patch_compliance.discover.plan import PlanError
+    from include.patch_compliance.scan.command import InstallNotAllowed
+
     run, context = _run()
     try:
         return _discover(run, context["params"])
@@ -32,6 +35,9 @@ def discover() -> dict[str, Any]:
 
 
 def _discover(run: RunContext, params: dict[str, Any]) -> dict[str, Any]:
+    from include.patch_compliance import steps
+    from include.patch_compliance.scan.command import resolve_operation
+
     if "operation" in params:
         operation = resolve_operation(params["operation"], run.cfg.scan)  # refuses Install without the opt-in
         parallel = [w.name for w in run.cfg.waves if w.parallel_with_previous]
@@ -61,6 +67,9 @@ def proceed() -> bool:
 def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str, Any]]:
     """Release this wave's shards, or hold an Install wave when the previous wave failed too often. Runs when
     the previous wave was skipped (an empty wave, or held: then this one is held too)."""
+    from include.patch_compliance import steps
+    from include.patch_compliance.scan.command import InstallNotAllowed, resolve_operation
+
     run, context = _run()
     try:
         operation = resolve_operation(context["params"].get("operation"), run.cfg.scan)
@@ -75,6 +84,8 @@ def gate(plan: dict[str, Any], wave: str, previous: str | None) -> list[dict[str
 @task(task_id="collect", map_index_template="{{ pc_label }}")
 def collect(shard: dict[str, Any]) -> dict[str, Any]:
     """Collect patch states, patches, compliance items, node and EC2 info of every target in the shard."""
+    from include.patch_compliance import steps
+
     run, context = _run()
     context["pc_label"] = shard.get("label", "")
     return steps.collect_shard(run, shard)
@@ -83,6 +94,8 @@ def collect(shard: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="final_gate", trigger_rule="none_failed")
 def final_gate(report: dict[str, Any]) -> str:
     """Fail the run, after the reports are published, above the unreachable threshold or if a wave was held."""
+    from include.patch_compliance import steps
+
     run, _ = _run()
     try:
         verdict = steps.final_gate(run, report.get("totals", {}))
@@ -101,5 +114,7 @@ def all_shards(plan: dict[str, Any]) -> list[dict[str, Any]]:
 @task(task_id="fleet_daily")
 def fleet_daily() -> dict[str, Any]:
     """Rebuild the fleet_daily table from the published history of both DAGs."""
+    from include.patch_compliance import steps
+
     run, _ = _run()
     return steps.trends(run)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from include.patch_compliance import steps
 from include.patch_compliance.orchestration.links import (
     S3ReportLink,
     SecurityHubFindingsLink,
@@ -18,8 +17,9 @@ from include.patch_compliance.orchestration.links import (
     securityhub_fields,
     ssm_command_fields,
 )
-from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import ScanRequest, first_command, resolve_operation, run_tag, scan_record
+
+if TYPE_CHECKING:  # the step bodies and AWS modules load when a task runs, not when the DAG file is parsed
+    from include.patch_compliance.runtime import RunContext
 
 # How far before the DAG run's start a retry looks for this run's earlier commands (clock skew margin).
 LOOKBACK = timedelta(minutes=15)
@@ -46,6 +46,16 @@ class PatchScanOperator(BaseOperator):
         self.operation = operation
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include.patch_compliance import steps
+        from include.patch_compliance.runtime import RunContext
+        from include.patch_compliance.scan.command import (
+            ScanRequest,
+            first_command,
+            resolve_operation,
+            run_tag,
+            scan_record,
+        )
+
         context["pc_label"] = self.shard.get("label", "")
         run = RunContext.from_airflow(context)
         requested = self.operation if self.operation is not None else context["params"].get("operation")
@@ -95,6 +105,8 @@ class _PublishOperator(BaseOperator):
         super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include.patch_compliance.runtime import RunContext
+
         run = RunContext.from_airflow(context)
         result = self.publish(run)
         self.link(context, run, result)
@@ -115,6 +127,8 @@ class PublishReportOperator(_PublishOperator):
     ui_color = "#d8f5e0"
 
     def publish(self, run: RunContext) -> dict[str, Any]:
+        from include.patch_compliance import steps
+
         return steps.report(run)
 
     def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
@@ -131,6 +145,8 @@ class PublishFindingsOperator(_PublishOperator):
     ui_color = "#f5d8d8"
 
     def publish(self, run: RunContext) -> dict[str, Any]:
+        from include.patch_compliance import steps
+
         return steps.security_hub(run)
 
     def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
 from include.patch_compliance.orchestration.links import SsmRunCommandLink, persist, ssm_command_fields
-from include.patch_compliance.orchestration.triggers import ShardCommandsTrigger
-from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import first_command
-from include.patch_compliance.wait.status import failure_ratio, outcome_records, shard_progress
+
+if TYPE_CHECKING:  # the run layer and AWS modules load at execution, not when the DAG file is parsed
+    from include.patch_compliance.runtime import RunContext
+    from include.patch_compliance.wait.status import Progress
 
 
 def deadline_for(scan_records: list[dict[str, Any]], timeout_seconds: int) -> datetime:
@@ -26,6 +26,9 @@ class ShardCommandsSensor(BaseSensorOperator):
     """Wait for this run's SSM commands in one shard, without holding a worker slot (deferrable, or reschedule
     mode as the fallback). Failed, undeliverable or timed-out nodes do not fail the task: they are data for the
     report. At the configured timeout the wait stops and unfinished invocations are recorded as such.
+
+    Each check is one paged ListCommands per account-region with a command still running; when the wait is
+    over each command's invocations are read once, with the states the last check saw.
 
     :param shard: the shard reference from the plan: ``{"wave", "shard", "label", "targets"}``.
     :param deferrable: hand the wait to the triggerer; ``None`` takes ``scan.wait.deferrable`` from the config.
@@ -44,14 +47,33 @@ class ShardCommandsSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.shard = shard
         self.deferrable = deferrable
+        self._last: Progress | None = None  # the latest check of this try
+        self._fresh = False  # execute() has just checked: the first poke() uses that check
 
     def _load(self, context: Any) -> tuple[RunContext, list[dict[str, Any]]]:
+        from include.patch_compliance.runtime import RunContext
+
         context["pc_label"] = self.shard.get("label", "")
         run = RunContext.from_airflow(context)
         self.poke_interval = run.cfg.scan.wait.poke_interval_seconds
         return run, run.get(run.key("scan", self.shard["wave"], int(self.shard["shard"])))
 
+    def _check(self, run: RunContext, records: list[dict[str, Any]]) -> Progress:
+        from include.patch_compliance.wait.status import shard_progress
+
+        known = self._last.states if self._last else None
+        self._last = shard_progress(run.members.get, records, document_name=run.cfg.scan.document_name, known=known)
+        self.log.info(
+            "%d of %d commands terminal (%d account-regions polled)",
+            self._last.finished,
+            self._last.commands,
+            self._last.polled,
+        )
+        return self._last
+
     def execute(self, context: Any) -> dict[str, Any]:
+        from include.patch_compliance.scan.command import first_command
+
         run, records = self._load(context)
         # The link is known before the wait starts: stored now, it is there when the task defers (the worker
         # formats every declared link at deferral too).
@@ -59,39 +81,50 @@ class ShardCommandsSensor(BaseSensorOperator):
         if first:
             persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         deadline = deadline_for(records, run.cfg.scan.wait.timeout_seconds)
-        progress = shard_progress(run.members.get, records)
+        progress = self._check(run, records)
         if progress.done:
             return self._finish(context, run, records, None)
         if datetime.now(UTC) >= deadline:
             return self._finish(context, run, records, self._timeout_text(run))
         deferrable = run.cfg.scan.wait.deferrable if self.deferrable is None else self.deferrable
         if deferrable:
+            from include.patch_compliance.orchestration.triggers import ShardCommandsTrigger
+
             self.defer(
                 trigger=ShardCommandsTrigger(
-                    scan_records=[{"target": r["target"], "commands": r["commands"]} for r in records],
+                    scan_records=[
+                        {"target": r["target"], "commands": r["commands"], "sent_at": r.get("sent_at")} for r in records
+                    ],
                     access=run.cfg.access.model_dump(),
                     session_name=run.session_name,
                     poke_interval=float(self.poke_interval),
                     deadline=deadline.isoformat(),
+                    document_name=run.cfg.scan.document_name,
+                    states=progress.states,
                 ),
                 method_name="execute_complete",
             )
+        self._fresh = True
         super().execute(context)  # reschedule mode: poke() until done or the deadline
-        timed_out = datetime.now(UTC) >= deadline and not shard_progress(run.members.get, records).done
+        timed_out = datetime.now(UTC) >= deadline and not (self._last and self._last.done)
         return self._finish(context, run, records, self._timeout_text(run) if timed_out else None)
 
     def poke(self, context: Any) -> bool:
+        if self._fresh and self._last is not None:  # execute() checked a moment ago: no second call
+            self._fresh = False
+            return self._last.done
         run, records = self._load(context)
         if datetime.now(UTC) >= deadline_for(records, run.cfg.scan.wait.timeout_seconds):
             return True
-        progress = shard_progress(run.members.get, records)
-        self.log.info("%d of %d commands terminal", progress.finished, progress.commands)
-        return progress.done
+        return self._check(run, records).done
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from include.patch_compliance.wait.status import Progress
+
         run, records = self._load(context)
         if event.get("status") not in ("done", "timeout"):
             raise RuntimeError(f"wait trigger ended with {event!r}")
+        self._last = Progress(commands=0, finished=0, errors=[], states=event.get("states") or {})
         return self._finish(context, run, records, self._timeout_text(run) if event["status"] == "timeout" else None)
 
     @staticmethod
@@ -99,8 +132,11 @@ class ShardCommandsSensor(BaseSensorOperator):
         return f"still running when the wait timed out after {run.cfg.scan.wait.timeout_seconds} s"
 
     def _finish(self, context: Any, run: RunContext, records: list[dict], wait_error: str | None) -> dict[str, Any]:
+        from include.patch_compliance.wait.status import failure_ratio, outcome_records
+
         wave, shard = self.shard["wave"], int(self.shard["shard"])
-        outcomes = outcome_records(run.members.get, records, wait_error)
+        states = self._last.states if self._last else None
+        outcomes = outcome_records(run.members.get, records, wait_error, states=states)
         run.put(run.key("commands", wave, shard), outcomes)
         ratio, failed, total = failure_ratio(outcomes)
         by_details: dict[str, int] = {}

@@ -9,26 +9,30 @@ the one finding per node (``asff.finding_id``):
 * UNKNOWN nodes (no patch state) keep their finding as it is: nothing is known either way.
 Failures never stop the run: unreachable accounts, disabled hubs, throttling beyond the retries and refused
 findings are recorded in the result.
+
+The step streams account by account: ``max_workers`` accounts at a time, each one's rows turned into Python
+objects only while it is published, its Regions one after the other, and its context released when it is done,
+so memory does not grow with the number of accounts.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import SecurityHubConfig
 from include.patch_compliance.publish import asff
+from include.patch_compliance.publish.findings_input import Target, as_arrow, by_account, rows, targets_of
 from include.patch_compliance.vocab import COMPLIANCE_STATUSES, FINDINGS_GENERATOR_ID
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,8 @@ THROTTLING_CODES = ("LimitExceededException", "ThrottlingException", "TooManyReq
 NOT_ENABLED_CODES = ("InvalidAccessException", "InvalidAccess")
 NODE_COLUMNS = ("account_id", "region", "instance_id", "compliance_status")
 PATCH_COLUMNS = ("account_id", "region", "instance_id")
+# The patches columns a finding uses (asff.failed_finding): what the step reads of the patches table.
+PATCH_FIELDS = (*PATCH_COLUMNS, "kb_id", "title", "severity", "cve_ids", "first_seen", "age_days", "sla_breached")
 ContextFor = Callable[[str], AwsContext]
 
 
@@ -57,6 +63,7 @@ class FindingsResult:
     resolved: int = 0
     failed: int = 0
     skipped: int = 0
+    targets: int = 0  # account-regions this run considered
     errors: list[dict] = field(default_factory=list)  # {account_id, region, stage, code, message}
     failed_findings: list[dict] = field(default_factory=list)  # {account_id, region, id, error_code, error_message}
     skipped_targets: list[dict] = field(default_factory=list)  # {account_id, region, reason}
@@ -69,8 +76,12 @@ class FindingsResult:
             {"account_id": account_id, "region": region, "stage": stage, "code": code, "message": message[:1000]}
         )
 
+    def error_targets(self) -> int:
+        """Account-regions with at least one error (what the final gate's error ratio counts)."""
+        return len({(e["account_id"], e["region"]) for e in self.errors})
+
     def merge(self, other: FindingsResult) -> None:
-        for name in ("created", "updated", "resolved", "failed", "skipped"):
+        for name in ("created", "updated", "resolved", "failed", "skipped", "targets"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors += other.errors
         self.failed_findings += other.failed_findings
@@ -90,20 +101,23 @@ class _Outgoing:
 
 def publish_findings(
     context_for: ContextFor,
-    nodes: pd.DataFrame,
-    patches: pd.DataFrame,
+    nodes: pd.DataFrame | pa.Table,
+    patches: pd.DataFrame | pa.Table,
     *,
     cfg: SecurityHubConfig,
     run_id: str,
     now: datetime,
     partition: str = "aws",
-    scanned_targets: Iterable[tuple[str, str]] = (),
+    scanned_targets: Iterable[Target] = (),
     max_workers: int = 4,
+    release: Callable[[str], None] | None = None,
 ) -> FindingsResult:
     """Import one finding per node into each node's own account-region and archive findings of nodes that are
     compliant again or gone. ``scanned_targets`` adds collected (account, region) pairs that have no node rows, so
-    that the findings of their vanished nodes are archived too. Account-regions run ``max_workers`` at a time
-    (each is a few calls; Security Hub's rate limits are per account and Region, docs/aws-behaviours.md §15)."""
+    that the findings of their vanished nodes are archived too. Accounts run ``max_workers`` at a time (Security
+    Hub's rate limits are per account and Region, docs/aws-behaviours.md §15), each calling ``context_for`` once
+    and, when all its Regions are done, ``release`` (e.g. ``MemberContexts.release``). The tables (the report's
+    ``nodes`` and ``patches``, pandas or Arrow) are read one account at a time."""
     result = FindingsResult(enabled=cfg.enabled)
     if not cfg.enabled:
         return result
@@ -113,87 +127,77 @@ def publish_findings(
         raise ValueError(f"partition {partition!r} is not one of aws, aws-cn, aws-us-gov")
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
-    _require(nodes, NODE_COLUMNS, "nodes")
-    _require(patches, PATCH_COLUMNS, "patches")
-    node_rows = _records(nodes)
-    unknown = sorted({str(r["compliance_status"]) for r in node_rows} - set(COMPLIANCE_STATUSES))
+    node_table, node_slices = by_account(as_arrow(nodes, NODE_COLUMNS, "nodes"))
+    patch_table, patch_slices = by_account(as_arrow(patches, PATCH_COLUMNS, "patches"))
+    unknown = sorted(
+        {str(v) for v in pc.unique(node_table["compliance_status"]).to_pylist()} - set(COMPLIANCE_STATUSES)
+    )
     if unknown:
         raise ValueError(f"nodes.compliance_status has values {unknown}; allowed: {', '.join(COMPLIANCE_STATUSES)}")
-    patches_by_node: dict[tuple[str, str, str], list[dict]] = {}
-    for patch in _records(patches):
-        patches_by_node.setdefault((patch["account_id"], patch["region"], patch["instance_id"]), []).append(patch)
-    targets, uncollected = _targets(node_rows, scanned_targets)
-    contexts = _Contexts(context_for)
+    scanned: dict[str, list[Target]] = {}
+    for account_id, region in scanned_targets:
+        scanned.setdefault(account_id, []).append((account_id, region))
 
-    def one(key: tuple[str, str]) -> FindingsResult:
-        account_id, region = key
-        part = FindingsResult()
-        if key in uncollected:
-            # Not collected this run: its nodes' state is unknown, so their findings stay as they are.
-            part.skip(account_id, region, "TARGET_NOT_COLLECTED")
-            return part
-        context = contexts.get(account_id)
-        if isinstance(context, TargetUnreachable):
-            part.error(account_id, region, context.stage, context.code, context.message)
-            return part
-        publisher = _TargetPublisher(
-            context.client("securityhub", region), account_id, region, cfg, run_id, now, partition, part
-        )
+    def one_account(account_id: str) -> list[FindingsResult]:
+        node_rows = rows(node_table, node_slices.get(account_id))
+        targets, uncollected = targets_of(node_rows, scanned.get(account_id, ()))
+        patches_by_node: dict[tuple[str, str, str], list[dict]] = {}
+        for patch in rows(patch_table, patch_slices.get(account_id)):
+            patches_by_node.setdefault((patch["account_id"], patch["region"], patch["instance_id"]), []).append(patch)
+        context: AwsContext | TargetUnreachable | None = None
+        parts = []
         try:
-            publisher.run(targets[key], patches_by_node)
-        except (ClientError, BotoCoreError) as exc:
-            code = error_code(exc)
-            stage = "not_enabled" if code in NOT_ENABLED_CODES else publisher.stage
-            log.warning("Security Hub %s/%s: %s failed: %s", account_id, region, publisher.stage, exc)
-            part.error(account_id, region, stage, code, str(exc))
-        return part
+            for key in sorted(targets):
+                part = FindingsResult(targets=1)
+                parts.append(part)
+                if key in uncollected:
+                    # Not collected this run: its nodes' state is unknown, so their findings stay as they are.
+                    part.skip(*key, "TARGET_NOT_COLLECTED")
+                    continue
+                if context is None:
+                    try:
+                        context = context_for(account_id)
+                    except TargetUnreachable as exc:
+                        context = exc
+                if isinstance(context, TargetUnreachable):
+                    part.error(*key, context.stage, context.code, context.message)
+                    continue
+                _publish_target(context, key, targets[key], patches_by_node, cfg, run_id, now, partition, part)
+        finally:
+            if release is not None and isinstance(context, AwsContext):
+                release(account_id)
+        return parts
 
+    accounts = sorted(set(node_slices) | set(scanned))
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="securityhub") as pool:
-        parts = list(pool.map(one, sorted(targets)))  # map keeps target order: a deterministic report
-    for part in parts:
-        result.merge(part)
+        for parts in pool.map(one_account, accounts):  # map keeps account order: a deterministic report
+            for part in parts:
+                result.merge(part)
     return result
 
 
-def _targets(
-    node_rows: list[dict], scanned_targets: Iterable[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], list[dict]], set[tuple[str, str]]]:
-    """Node rows per (account, region), and the targets that were not collected (a row with no instance_id)."""
-    targets: dict[tuple[str, str], list[dict]] = {(a, r): [] for a, r in scanned_targets}
-    uncollected: set[tuple[str, str]] = set()
-    seen: set[tuple[str, str, str]] = set()
-    for row in node_rows:
-        key = (row["account_id"], row["region"])
-        targets.setdefault(key, [])
-        if row["instance_id"] is None:
-            uncollected.add(key)
-        elif (*key, row["instance_id"]) in seen:
-            log.warning("nodes table lists %s/%s/%s twice; using the first row", *key, row["instance_id"])
-        else:
-            seen.add((*key, row["instance_id"]))
-            targets[key].append(row)
-    return targets, uncollected
-
-
-class _Contexts:
-    """One ``context_for`` call per account, shared by its regions and threads; failures remembered."""
-
-    def __init__(self, context_for: ContextFor) -> None:
-        self._context_for = context_for
-        self._found: dict[str, AwsContext | TargetUnreachable] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-
-    def get(self, account_id: str) -> AwsContext | TargetUnreachable:
-        with self._lock:
-            account_lock = self._locks.setdefault(account_id, threading.Lock())
-        with account_lock:
-            if account_id not in self._found:
-                try:
-                    self._found[account_id] = self._context_for(account_id)
-                except TargetUnreachable as exc:
-                    self._found[account_id] = exc
-            return self._found[account_id]
+def _publish_target(
+    context: AwsContext,
+    key: Target,
+    node_rows: list[dict],
+    patches_by_node: Mapping[tuple[str, str, str], list[dict]],
+    cfg: SecurityHubConfig,
+    run_id: str,
+    now: datetime,
+    partition: str,
+    part: FindingsResult,
+) -> None:
+    account_id, region = key
+    publisher = _TargetPublisher(
+        context.client("securityhub", region), account_id, region, cfg, run_id, now, partition, part
+    )
+    try:
+        publisher.run(node_rows, patches_by_node)
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        stage = "not_enabled" if code in NOT_ENABLED_CODES else publisher.stage
+        log.warning("Security Hub %s/%s: %s failed: %s", account_id, region, publisher.stage, exc)
+        part.error(account_id, region, stage, code, str(exc))
 
 
 class _TargetPublisher:
@@ -387,49 +391,3 @@ def _workflow(finding: Mapping[str, Any]) -> str | None:
 def _is_open(finding: Mapping[str, Any]) -> bool:
     """ACTIVE findings still need resolving; ARCHIVED ones (resolved or node gone) are closed already."""
     return finding.get("RecordState") != "ARCHIVED"
-
-
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame (the {name} report table), got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} table lacks columns {missing}; pass the {name} table built by transform.build_tables "
-            f"(transform/schema.py)"
-        )
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain dicts: missing values None, timestamps aware datetimes, lists as lists. Arrow does it in one
-    pass (pandas' row-wise ``to_dict`` is ~10x slower on a fleet's patches table); mixed object columns that Arrow
-    cannot type fall back to the row-wise path."""
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    for index, column in enumerate(table.schema):
-        if pa.types.is_timestamp(column.type) and column.type.tz is None:  # naive times are UTC in our tables
-            table = table.set_column(
-                index, column.name, table.column(index).cast(pa.timestamp(column.type.unit, "UTC"))
-            )
-    return table.to_pylist()
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in value]
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        return value
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
