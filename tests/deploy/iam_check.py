@@ -33,6 +33,9 @@ from scripts.cfn_templates import (
 )
 
 COVERAGE_EXEMPT_SID_PREFIX = "Install"
+# Actions AWS authorizes for every caller: "No permissions are required to perform this operation" (STS API
+# Reference, GetCallerIdentity, https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 SAR_URL = "https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html"
 
 
@@ -229,7 +232,7 @@ def violations(calls: Iterable[Call], templates: Templates | None = None) -> lis
     templates = templates or Templates()
     found: list[Violation] = []
     for call in calls:
-        if call.kind in ("setup", "anonymous"):
+        if call.kind in ("setup", "anonymous") or call.action in NEEDS_NO_PERMISSION:
             continue
         is_member = call.kind == "assumed-role" and call.role_name == templates.member_role_name
         is_hub = call.kind == "account" or (call.kind == "assumed-role" and call.role_name == templates.hub_role_name)
