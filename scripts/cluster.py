@@ -53,8 +53,11 @@ DEFAULTS: dict[str, str] = {
 ADMIN_USER = "admin"
 # A dead worker's tasks are failed (and retried) after this long without a heartbeat. Airflow's default is
 # 300 s; a local cluster detects a lost worker quickly. Task processes heartbeat every 5 s
-# ([workers] min_heartbeat_interval), so 20 s is four missed beats.
-LOCAL_HEARTBEAT_TIMEOUT = "20"
+# ([workers] min_heartbeat_interval), so 30 s is six missed beats.
+LOCAL_HEARTBEAT_TIMEOUT = "30"
+# Every component shares two cores here: give the workers' calls to the Execution API more than the default
+# 5 s before they count as failed ("Increase this value if you experience timeout errors under high load").
+LOCAL_EXECUTION_API_TIMEOUT = "30"
 _CONCURRENCY = "AIRFLOW__CELERY__WORKER_CONCURRENCY"
 
 
@@ -146,6 +149,7 @@ def cluster_env(settings: Settings, shared_secrets: dict[str, str]) -> tuple[dic
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json"),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(settings.port("scheduler_health")),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": LOCAL_HEARTBEAT_TIMEOUT,
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": LOCAL_EXECUTION_API_TIMEOUT,
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.port("triggerer_log")),
         }

@@ -47,7 +47,8 @@ class Api:
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = self.session.request(method, f"{self.base_url}{path}", json=body, params=params, timeout=30)
+        # generous: on a loaded 2-core machine the single API worker can be slow to answer
+        response = self.session.request(method, f"{self.base_url}{path}", json=body, params=params, timeout=180)
         if response.status_code >= 400:
             raise AssertionError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         return response.json()
