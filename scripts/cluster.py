@@ -59,6 +59,8 @@ LOCAL_HEARTBEAT_TIMEOUT = "30"
 # 5 s before they count as failed ("Increase this value if you experience timeout errors under high load").
 LOCAL_EXECUTION_API_TIMEOUT = "30"
 _CONCURRENCY = "AIRFLOW__CELERY__WORKER_CONCURRENCY"
+# Stopped after the Airflow components, which write to them while they shut down.
+BACKING = ("postgres", "redis", "emulator")
 
 
 @dataclass
@@ -247,7 +249,7 @@ def up(settings: Settings, *, wait_timeout: float = 240.0) -> Cluster:
         _wait_healthy(cluster, wait_timeout)
         cluster.timings["up"] = time.monotonic() - started
     except BaseException:
-        ledger.stop_all()
+        ledger.stop_all(last=BACKING)
         raise
     return cluster
 
@@ -318,7 +320,7 @@ def down(settings: Settings) -> list[str]:
     ledger = Ledger(settings.folder / "cluster.json")
     if not ledger.entries:
         return [f"nothing recorded in {ledger.path}: no cluster to stop"]
-    return ledger.stop_all()
+    return ledger.stop_all(last=BACKING)
 
 
 def _port_free(port: int) -> bool:

@@ -52,16 +52,25 @@ class Started:
 
     def stop(self, timeout: float = 20.0) -> str:
         """Ask it to stop, kill it (SIGKILL) after ``timeout`` seconds; say what happened."""
-        if not self.alive():
-            return f"{self.name} (pid {self.pid}) was not running"
-        self.signal(self.stop_signal)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return f"{self.name} (pid {self.pid}) stopped"
-            time.sleep(0.2)
-        self.signal(signal.SIGKILL)
-        return f"{self.name} (pid {self.pid}) killed after {timeout:.0f} s"
+        return stop_together([self], timeout)[0]
+
+
+def stop_together(entries: list[Started], timeout: float = 20.0) -> list[str]:
+    """Ask all of them to stop at once, SIGKILL whatever still runs after ``timeout`` seconds; one line each."""
+    lines = {id(e): f"{e.name} (pid {e.pid}) was not running" for e in entries if not e.alive()}
+    waiting = [e for e in entries if id(e) not in lines]
+    for entry in waiting:
+        entry.signal(entry.stop_signal)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for entry in [e for e in waiting if not e.alive()]:
+            lines[id(entry)] = f"{entry.name} (pid {entry.pid}) stopped"
+            waiting.remove(entry)
+        time.sleep(0.2)
+    for entry in waiting:
+        entry.signal(signal.SIGKILL)
+        lines[id(entry)] = f"{entry.name} (pid {entry.pid}) killed after {timeout:.0f} s"
+    return [lines[id(e)] for e in entries]
 
 
 def _zombie(pid: int) -> bool:
@@ -110,8 +119,10 @@ class Ledger:
     def running(self) -> list[Started]:
         return [e for e in self.entries if e.alive()]
 
-    def stop_all(self) -> list[str]:
-        """Stop in reverse start order (Airflow before its database and broker), then forget the ledger."""
-        lines = [entry.stop() for entry in reversed(self.entries)]
+    def stop_all(self, last: tuple[str, ...] = ()) -> list[str]:
+        """Stop everything, the processes named in ``last`` (what the others use: database, broker) only once
+        the others are gone, then forget the ledger."""
+        first = [e for e in reversed(self.entries) if e.name not in last]
+        lines = stop_together(first) + stop_together([e for e in reversed(self.entries) if e.name in last])
         self.path.unlink(missing_ok=True)
         return lines

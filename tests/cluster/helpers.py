@@ -20,8 +20,9 @@ from include.patch_compliance.storage import staging_prefix
 
 # Identify the run, not the fleet: differ between any two runs of the same fleet.
 RUN_COLUMNS = ("run_id", "command_id")
-# Times the emulator stamps from its own clock (a different emulator process, started at another moment).
-EMULATOR_CLOCK_COLUMNS = ("last_ping_time", "last_scan_time")
+# Times from the emulator's clock, which runs at its own speed (frozen and moved on in the cluster test, 600x in
+# the reference), and the node's scan age measured from them against Airflow's real clock.
+EMULATOR_CLOCK_COLUMNS = ("last_ping_time", "last_scan_time", "scan_age_days")
 NODE_KEY = ["account_id", "region", "instance_id"]
 
 
@@ -78,7 +79,8 @@ class Watch:
 
     deferred: dict[str, set[int | None]] = field(default_factory=dict)  # TI id -> triggerer ids while deferred
     checked_off_worker: dict[str, int] = field(default_factory=dict)  # TI id -> samples deferred and on no worker
-    on_worker_while_deferred: list[tuple[str, str]] = field(default_factory=list)  # (TI id, worker)
+    on_worker_while_deferred: list[tuple[str, str]] = field(default_factory=list)  # (TI id, worker) once released
+    exiting: int = 0  # samples of a just-deferred TI whose task process had not exited yet
     samples: int = 0
 
 

@@ -44,9 +44,9 @@ from tests.cluster.helpers import (
     staged_scans,
 )
 
-# Far enough for every command of the `small` fleet to end (patch scans take at most a few emulated minutes,
-# undelivered ones end at the command's 600 s timeout).
-ADVANCE_SECONDS = 3600
+# Far enough for every command of the `small` fleet to end: patch scans take minutes, undelivered ones end at
+# the command's 600 s timeout, a hung one at the patch document's 7,200 s execution timeout.
+ADVANCE_SECONDS = 3 * 3600
 RUN_TIMEOUT = 600  # generous: a shared 2-core machine can be slow; the figures are printed, not asserted
 
 
@@ -66,7 +66,7 @@ class RunRecord:
 
 
 def drive(lc: LiveCluster, run_id: str, on_collect=None) -> RunRecord:
-    """Trigger a run and watch it every half second until it ends. Once every wait is deferred (and seen on no
+    """Trigger a run and watch it every second until it ends. Once every wait is deferred (and seen on no
     worker), move the emulator's clock on so the commands finish. ``on_collect(tis, calls, notes)`` is called on
     every sample after that."""
     api, emulator = lc.api, lc.emulator
@@ -93,8 +93,13 @@ def drive(lc: LiveCluster, run_id: str, on_collect=None) -> RunRecord:
                     continue
                 watch.deferred.setdefault(ti["id"], set()).add(triggerer)
                 on = [worker for worker, ids in running.items() if ti["id"] in ids]
-                watch.on_worker_while_deferred += [(ti["id"], worker) for worker in on]
-                if not on and set(running) == set(workers):
+                if on and watch.checked_off_worker.get(ti["id"]):
+                    # its worker process had exited; a deferred task back on a worker would hold a slot
+                    watch.on_worker_while_deferred += [(ti["id"], worker) for worker in on]
+                elif on:
+                    # the task process still winding down after it handed the wait to the triggerer
+                    watch.exiting += 1
+                elif set(running) == set(workers):
                     watch.checked_off_worker[ti["id"]] = watch.checked_off_worker.get(ti["id"], 0) + 1
             if len(deferred) == len(waits) and all(watch.checked_off_worker.get(ti["id"]) for ti in waits):
                 emulator.admin("advance", seconds=ADVANCE_SECONDS)
@@ -102,7 +107,7 @@ def drive(lc: LiveCluster, run_id: str, on_collect=None) -> RunRecord:
                 notes["waits_deferred_after"] = round(time.monotonic() - started, 1)
         elif advanced and on_collect is not None:
             on_collect(tis, emulator.calls(), notes)
-        time.sleep(0.5)
+        time.sleep(1.0)
     seconds = time.monotonic() - started
     s3 = lc.s3
     summary = lc.reports.latest_summary(s3)
@@ -204,13 +209,14 @@ def test_the_running_cluster_is_what_the_deploy_files_describe(live_cluster, fir
         celery_results = cur.fetchone()[0]
     dags = {d["dag_id"]: d for d in api.call("GET", "/api/v2/dags", limit=100)["dags"]}
     tasks = {t["task_id"] for t in api.call("GET", f"/api/v2/dags/{DAG_ID}/tasks")["tasks"]}
-    scheduler = next(job for job in jobs if job["job_type"] == "SchedulerJob")
+    hosts = {ti["hostname"] for ti in first_run.tis}
     health_port = handle.settings.port("scheduler_health")
     connection = api.call("GET", f"/api/v2/connections/{spec.CONNECTION_ID}")
     execution_api = env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
     # What each setting visibly does in the running cluster, as the value it proves.
     observed = {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if "CeleryExecutor" in scheduler["executor_class"] else None,
+        # every task ran in a Celery worker process (the names exist only there: scripts/workername.py)
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if hosts <= set(handle.settings.worker_names()) else None,
         "AIRFLOW__CORE__LOAD_EXAMPLES": str(any(d.startswith("example_") for d in dags)),
         # the collect and trends DAGs were never unpaused by this test
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(dags["patch_compliance_collect"]["is_paused"]),
@@ -300,4 +306,7 @@ def test_published_nodes_equal_what_airflow_dags_test_publishes(live_cluster, fi
     print(f"\nwaited {time.monotonic() - started:.0f} s for the `airflow dags test` reference")
     ours, theirs = comparable_nodes(first_run.nodes), comparable_nodes(reference)
     assert len(ours) == len(theirs) > 20
+    assert list(ours.columns) == list(theirs.columns)
+    differ = [c for c in ours.columns if not ours[c].equals(theirs[c])]
+    assert differ == [], f"columns that differ: {differ}"
     pd.testing.assert_frame_equal(ours, theirs)

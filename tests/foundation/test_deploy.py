@@ -179,3 +179,15 @@ def test_readme_documents_the_cluster_ports_and_login():
         if name.endswith("_PORT") or name == "CLUSTER_ADMIN_PASSWORD":
             assert f"`{name}`" in readme and default in readme, name
     assert "admin" in readme
+
+
+def test_emulator_image_is_built_from_its_own_context_list_and_the_product_image_leaves_it_out():
+    build = files.services()[spec.EMULATOR_SERVICE]["build"]
+    context = (ROOT / "deploy" / build["context"]).resolve()  # compose paths are relative to the file
+    dockerfile = context / build["dockerfile"]
+    assert context == ROOT and dockerfile.exists()
+    own = Path(f"{dockerfile}.dockerignore").read_text().splitlines()  # BuildKit: <Dockerfile>.dockerignore
+    assert "*" in own and "!sandbox/" in own
+    product = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"sandbox", "tests", "scripts"} <= set(product)
+    assert build["args"]["PYTHON_VERSION"] == spec.image_build_args()["PYTHON_VERSION"]
