@@ -109,6 +109,7 @@ def drive(lc: LiveCluster, run_id: str, on_collect=None) -> RunRecord:
             on_collect(tis, emulator.calls(), notes)
         time.sleep(1.0)
     seconds = time.monotonic() - started
+    notes["samples"], notes["wait_still_exiting_samples"] = watch.samples, watch.exiting
     s3 = lc.s3
     summary = lc.reports.latest_summary(s3)
     assert summary["run_id"] == run_id, (summary["run_id"], run_id)
