@@ -58,6 +58,10 @@ LOCAL_HEARTBEAT_TIMEOUT = "30"
 # Every component shares two cores here: give the workers' calls to the Execution API more than the default
 # 5 s before they count as failed ("Increase this value if you experience timeout errors under high load").
 LOCAL_EXECUTION_API_TIMEOUT = "30"
+# A task a dying worker had already taken from Redis but not started stays "queued" (Redis redelivers it only
+# after the visibility timeout); the scheduler puts it back after [scheduler] task_queued_timeout (default
+# 600 s, checked every 120 s). Locally: 90 s, checked every 15 s.
+LOCAL_TASK_QUEUED_TIMEOUT = "90"
 _CONCURRENCY = "AIRFLOW__CELERY__WORKER_CONCURRENCY"
 # Stopped after the Airflow components, which write to them while they shut down.
 BACKING = ("postgres", "redis", "emulator")
@@ -152,6 +156,8 @@ def cluster_env(settings: Settings, shared_secrets: dict[str, str]) -> tuple[dic
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(settings.port("scheduler_health")),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": LOCAL_HEARTBEAT_TIMEOUT,
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": LOCAL_EXECUTION_API_TIMEOUT,
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": LOCAL_TASK_QUEUED_TIMEOUT,
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.port("triggerer_log")),
         }

@@ -191,3 +191,13 @@ def test_emulator_image_is_built_from_its_own_context_list_and_the_product_image
     product = (ROOT / ".dockerignore").read_text().splitlines()
     assert {"sandbox", "tests", "scripts"} <= set(product)
     assert build["args"]["PYTHON_VERSION"] == spec.image_build_args()["PYTHON_VERSION"]
+
+
+def test_emulator_image_installs_the_projects_own_pins():
+    dockerfile = (ROOT / "deploy" / "emulator.Dockerfile").read_text()
+    greps = re.findall(r"grep (-i?E) '([^']+)' /tmp/pins/(\S+?)\)", dockerfile)
+    assert {name for *_, name in greps} == {"requirements.txt", "requirements-dev.txt"}
+    for flag, pattern, name in greps:
+        lines = (ROOT / name).read_text().splitlines()
+        found = [line for line in lines if re.search(pattern, line, re.I if "i" in flag else 0)]
+        assert found, f"{pattern} matches nothing in {name}"
