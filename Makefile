@@ -9,12 +9,13 @@ SANDBOX_PORT ?= 5055
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install test lint demo airflow sandbox bench bench-access clean
+.PHONY: install test lint demo airflow cluster cluster-down sandbox bench bench-access constraints clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# constraints.txt (scripts/freeze_constraints.py) holds the runtime versions the tests ran with; the image uses it too.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt --constraint constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned runtime + dev requirements
@@ -34,6 +35,12 @@ demo: install  ## emulator up, org scan DAG end to end with `airflow dags test`,
 airflow: install  ## airflow standalone (UI on localhost:8080) wired to the emulator
 	$(BIN)/python scripts/airflow_local.py --port $(SANDBOX_PORT)
 
+cluster: install  ## CeleryExecutor Airflow (PostgreSQL, Redis, 2 workers) wired to the emulator; UI on :$${CLUSTER_API_PORT:-8090}
+	$(BIN)/python scripts/cluster.py up
+
+cluster-down:  ## stop exactly the processes `make cluster` started
+	$(BIN)/python scripts/cluster.py down
+
 sandbox: install  ## the local AWS emulator in the foreground on 127.0.0.1:$(SANDBOX_PORT)
 	$(BIN)/python -m sandbox serve --host 127.0.0.1 --port $(SANDBOX_PORT) --profile small
 
@@ -45,5 +52,9 @@ bench-access: install  ## AWS access on the emulator: per-extra-account cost, wa
 	$(BIN)/python bench/bench_wait.py
 	$(BIN)/python bench/bench_securityhub.py
 
-clean:
+constraints: install  ## regenerate constraints.txt from requirements.txt and the venv
+	$(BIN)/python scripts/freeze_constraints.py
+
+clean:  ## stops a running `make cluster` first: its data and ledger live in artifacts/
+	-test -x $(BIN)/python && $(BIN)/python scripts/cluster.py down
 	rm -rf airflow_home artifacts .pytest_cache

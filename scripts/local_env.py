@@ -54,26 +54,35 @@ def wait_ready(url: str, timeout: float = 60.0) -> dict:
     raise RuntimeError(f"the emulator at {url} was not ready after {timeout:.0f} s")
 
 
+def sandbox_command(port: int, *, profile: str = "small", time_scale: float = 120.0, seed: int = 7) -> list[str]:
+    """The emulator's command line (sandbox/README.md) on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--profile",
+        profile,
+        "--seed",
+        str(seed),
+        "--time-scale",
+        str(time_scale),
+    ]
+
+
 @contextmanager
-def sandbox(port: int, env: dict[str, str], *, profile: str = "small", time_scale: float = 120.0, log: Path):
+def sandbox(
+    port: int, env: dict[str, str], *, profile: str = "small", time_scale: float = 120.0, seed: int = 7, log: Path
+):
     """Start the emulator as a child process, wait for its health check, stop it on exit."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--profile",
-                profile,
-                "--time-scale",
-                str(time_scale),
-            ],
+            sandbox_command(port, profile=profile, time_scale=time_scale, seed=seed),
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -1,9 +1,21 @@
-"""No Docker engine here: keep the Dockerfile honest against requirements.txt by reading it."""
+"""No Docker engine here: keep the Dockerfile honest against requirements.txt, constraints.txt and the tested
+interpreter by reading it."""
 
 import re
+import sys
 from pathlib import Path
 
+from scripts.cluster import Settings, cluster_env
+from scripts.cluster_spec import IMAGE_CONFIG_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _base_image(text: str) -> str:
+    """The FROM line with the Dockerfile's ARG defaults filled in (what `docker build` with no args uses)."""
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
+    return re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], base)
 
 
 def _requirements(name: str) -> dict[str, str]:
@@ -17,24 +29,43 @@ def _requirements(name: str) -> dict[str, str]:
     return pins
 
 
-def test_base_image_matches_the_pinned_airflow_and_a_pinned_python():
-    text = (ROOT / "Dockerfile").read_text()
-    base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
-    assert base == f"apache/airflow:{_requirements('requirements.txt')['apache-airflow']}-python3.12"
+def test_base_image_matches_the_pinned_airflow_and_the_python_the_tests_run_on():
+    base = _base_image((ROOT / "Dockerfile").read_text())
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert base == f"apache/airflow:{_requirements('requirements.txt')['apache-airflow']}-python{python}"
 
 
-def test_requirements_installed_without_reresolving_airflow():
+def test_requirements_installed_with_the_tested_constraints_without_reresolving_airflow():
     text = (ROOT / "Dockerfile").read_text()
-    assert "COPY requirements.txt /requirements.txt" in text
-    assert re.search(r'pip install --no-cache-dir "apache-airflow==\$\{AIRFLOW_VERSION\}" -r /requirements.txt', text)
+    assert "COPY requirements.txt constraints.txt /" in text
+    assert re.search(
+        r'pip install --no-cache-dir "apache-airflow==\$\{AIRFLOW_VERSION\}" -r /requirements.txt '
+        r"--constraint /constraints.txt",
+        text,
+    )
     assert "requirements-dev" not in text
+
+
+def test_image_reads_a_mounted_config_and_bakes_in_no_emulator_config():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(rf"^\s*PATCH_COMPLIANCE_CONFIG={re.escape(IMAGE_CONFIG_FILE)}\s*$", text, re.M)
+    # the emulator's default config (what `make demo` wires) is inside a copied folder: the build context
+    # must leave it out
+    env, _ = cluster_env(Settings.from_env({}), {})
+    emulator_config = Path(env["PATCH_COMPLIANCE_CONFIG"]).resolve().relative_to(ROOT).as_posix()
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    parts = Path(emulator_config).parts
+    assert any("/".join(parts[:n]) in ignored for n in range(1, len(parts) + 1)), (
+        f"add {emulator_config} (or a folder holding it) to .dockerignore"
+    )
+    assert not re.search(r"^COPY .*config", text, re.M)
 
 
 def test_project_code_copied_but_not_the_emulator_or_tests():
     text = (ROOT / "Dockerfile").read_text()
     for folder in ("dags", "plugins", "include"):
         assert re.search(rf"^COPY .*{folder}/ /opt/airflow/{folder}/", text, re.M), folder
-    assert "sandbox" not in text.split("FROM", 1)[1].replace("# ", "")
+    assert "sandbox" not in text.split("\nFROM", 1)[1].replace("# ", "")
     assert "PYTHONPATH=/opt/airflow" in text
 
 
