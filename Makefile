@@ -9,7 +9,7 @@ SANDBOX_PORT ?= 5055
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install test lint demo airflow sandbox bench clean
+.PHONY: install test lint demo demo-remediate airflow sandbox bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: install  ## ruff (incl. Airflow AIR rules)
 
 demo: install  ## emulator up, org scan DAG end to end with `airflow dags test`, fleet summary, emulator down
 	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT)
+
+demo-remediate: install  ## `make demo`, then the remediation DAG for real on 6 nodes, before/after figures
+	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT) --remediate
 
 airflow: install  ## airflow standalone (UI on localhost:8080) wired to the emulator
 	$(BIN)/python scripts/airflow_local.py --port $(SANDBOX_PORT)

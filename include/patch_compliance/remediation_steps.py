@@ -179,6 +179,13 @@ def load_remediation_plan(run: RunContext) -> RemediationPlan:
     return RemediationPlan.from_dict(run.get(run.key("plan")))
 
 
+def planned(run: RunContext) -> bool:
+    """Whether select wrote this run's plan. The tasks after the waves run whatever the waves did (all_done), so
+    they check this first: without a plan (select refused or broke) there is nothing to verify or publish."""
+    key = run.key("plan")
+    return key in list_keys(run.hub, run.bucket, key)
+
+
 def gate(run: RunContext, wave: str, previous: str | None, now: datetime) -> dict[str, Any]:
     """Hold the wave when the previous one failed above ``remediation.max_failure_ratio``, or when the change
     window has closed since the run started (a wave never starts outside it)."""

@@ -28,6 +28,14 @@ log = logging.getLogger("airflow.task")
 RESCAN_SHARD: dict[str, Any] = {"wave": RESCAN_WAVE, "shard": 0, "label": "rescan", "targets": 0}
 
 
+NOT_PLANNED = "select did not write a plan (it refused or failed, see its log): nothing was sent, nothing to do"
+
+
+def _skip_unless_planned(context: Any) -> None:
+    if not remediation_steps.planned(RunContext.from_airflow(context)):
+        raise AirflowSkipException(NOT_PLANNED)
+
+
 class RemediationInstallOperator(PatchScanOperator):
     """``AWS-RunPatchBaseline`` ``Operation=Install`` (``RebootOption`` from ``scan.reboot_option``) on exactly
     the plan's InstanceIds of one shard of a remediation wave, in batches of ≤ 50 per account-region; never
@@ -51,6 +59,10 @@ class RemediationRescanOperator(PatchScanOperator):
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(shard=dict(RESCAN_SHARD), operation="Scan", **kwargs)
 
+    def execute(self, context: Any) -> dict[str, Any]:
+        _skip_unless_planned(context)
+        return super().execute(context)
+
     def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
         return remediation_steps.rescan_request(run)
 
@@ -59,6 +71,10 @@ class PublishRemediationOperator(PublishReportOperator):
     """Publish the ``remediation`` table (Parquet, CSV), report.html with its Remediation section and summary.json
     with the remediation block; ``latest/patch_compliance_remediate/summary.json`` last."""
 
+    def execute(self, context: Any) -> dict[str, Any]:
+        _skip_unless_planned(context)
+        return super().execute(context)
+
     def publish(self, run: RunContext) -> dict[str, Any]:
         return remediation_publish.report(run)
 
@@ -66,6 +82,10 @@ class PublishRemediationOperator(PublishReportOperator):
 class PublishRemediationFindingsOperator(PublishFindingsOperator):
     """Security Hub lifecycle on the touched account-regions: fixed nodes' findings resolve (PASSED, ARCHIVED),
     the others are updated with their fresh state."""
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        _skip_unless_planned(context)
+        return super().execute(context)
 
     def publish(self, run: RunContext) -> dict[str, Any]:
         return remediation_publish.security_hub(run)
@@ -112,4 +132,6 @@ def gate(selected: dict[str, Any], wave: str, previous: str | None) -> list[dict
 def verify() -> dict[str, Any]:
     """Collect every touched account-region after the Installs and the rescan (runs when a wave was held)."""
     run, _ = _run()
+    if not remediation_steps.planned(run):
+        raise AirflowSkipException(NOT_PLANNED)
     return remediation_steps.verify(run)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from include.patch_compliance.transform.commands import outcome_label
-from include.patch_compliance.transform.schema import REMEDIATION_RESULTS
+from include.patch_compliance.transform.schema import REMEDIATION, REMEDIATION_RESULTS
 
 NodeKey = tuple[str, str, str]  # (account_id, region, instance_id)
 # Invocation StatusDetails after which the document never ran on the node, so a rescan would learn nothing new
@@ -166,7 +166,8 @@ def remediation_rows(
             row[f"{name}_before"] = _count(before, column)
             row[f"{name}_after"] = counts_after[name]
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(rows[0]) if rows else None)
+    columns = [n for n in REMEDIATION.names if n not in ("run_id", "dag_id", "snapshot_date")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _sum(table: pd.DataFrame, column: str) -> int:
