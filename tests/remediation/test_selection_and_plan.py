@@ -3,6 +3,7 @@ window, the rescan decision, the remediation table's result column, and the conf
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -192,8 +193,10 @@ def test_canary_first_from_the_earliest_wave_then_the_config_waves():
     assert config_wave("renamed", WAVES) == "rest" and config_wave("nonprod", WAVES) == "nonprod"
     assert all(len(shard) == 1 for shards in plan.waves.values() for shard in shards)  # shard_size account-regions
     assert {t.wave for t in plan.waves["rest"][0]} == {"rest"}
-    again = RemediationPlan.from_dict(plan.as_dict())
+    stored = json.loads(json.dumps(plan.as_dict(), sort_keys=True))  # as staging stores it (storage.dumps_json_gz)
+    again = RemediationPlan.from_dict(stored)
     assert again.instance_ids == plan.instance_ids and again.waves == plan.waves
+    assert list(again.waves) == [CANARY_WAVE, "nonprod", "rest"]  # the wave order survives sorted keys
     # the fleet plan reads the same object (the scan machinery's shard refs and labels)
     refs = Plan.from_dict(plan.as_dict()).shard_refs()
     assert [r["targets"] for r in refs[CANARY_WAVE]] == [1, 1]

@@ -36,6 +36,7 @@ class RemediationPlan:
         """The fleet plan's shape (``waves``, ``skipped``) plus ``instance_ids``, so the scan machinery reads it."""
         return {
             "waves": {w: [[t.as_dict() for t in shard] for shard in shards] for w, shards in self.waves.items()},
+            "wave_order": list(self.waves),  # staging JSON sorts keys: the order is kept here
             "skipped": [],
             "instance_ids": {
                 w: [{"account_id": a, "region": r, "instance_ids": ids} for (a, r), ids in sorted(by_target.items())]
@@ -45,8 +46,9 @@ class RemediationPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RemediationPlan:
+        order = data.get("wave_order") or list(data["waves"])
         return cls(
-            waves={w: [[Target(**t) for t in shard] for shard in shards] for w, shards in data["waves"].items()},
+            waves={w: [[Target(**t) for t in shard] for shard in data["waves"][w]] for w in order},
             instance_ids={
                 w: {(e["account_id"], e["region"]): list(e["instance_ids"]) for e in entries}
                 for w, entries in data.get("instance_ids", {}).items()
