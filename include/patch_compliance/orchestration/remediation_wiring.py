@@ -9,7 +9,7 @@ from airflow.sdk import TaskGroup, task_group
 
 from include.patch_compliance.orchestration import airflow_tasks, remediation
 from include.patch_compliance.orchestration.sensors import ShardCommandsSensor
-from include.patch_compliance.vocab import CANARY_WAVE
+from include.patch_compliance.vocab import CANARY_WAVE, REMEDIATION_WAVES
 
 LABEL = "{{ pc_label }}"
 
@@ -30,7 +30,10 @@ def remediation_pipeline(waves: list[dict[str, Any]]) -> Any:
     selected >> frontier
     previous = None
     groups = []
-    for name, ous in [(CANARY_WAVE, "the canary nodes"), *((w["name"], ", ".join(w["ous"])) for w in waves)]:
+    # A config wave with a reserved name would duplicate a task group id and break parsing; the config refuses it
+    # when remediation is enabled, and select reports that.
+    config_waves = [(w["name"], ", ".join(w["ous"])) for w in waves if w["name"] not in REMEDIATION_WAVES]
+    for name, ous in [(CANARY_WAVE, "the canary nodes"), *config_waves]:
         with TaskGroup(group_id=f"wave_{name}", tooltip=f"Remediation wave {name}: {ous}") as group:
             group.doc_md = (
                 f"**Remediation wave `{name}`** installs patches on the selected nodes of {ous}. A skipped wave "
