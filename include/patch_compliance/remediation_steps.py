@@ -205,7 +205,7 @@ def wave_tag(run: RunContext, wave: str) -> str:
 
 
 def _managed(run: RunContext, target: Target, ids: list[str]) -> list[str]:
-    """The ids still managed now (SendCommand refuses a whole batch over one stopped node, §26); an account or
+    """The ids still managed now (SendCommand refuses a whole batch over one stopped node, §29); an account or
     call that fails keeps them all, and the send records why."""
     try:
         ssm = run.members.get(target.account_id).client("ssm", target.region)

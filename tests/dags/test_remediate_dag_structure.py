@@ -82,3 +82,18 @@ def test_a_reserved_wave_name_in_the_config_does_not_break_parsing(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = yaml.safe_load(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == [] and result["schedule"] == "30 4 * * 6"
+
+
+def test_the_remediation_wiring_leaves_the_run_layer_for_task_execution():
+    """Parsing the DAG file imports the wiring and the Airflow pieces, not the step bodies (pandas, boto3)."""
+    probe = (
+        "import json, sys\n"
+        "import include.patch_compliance.orchestration.remediation_wiring\n"
+        "import include.patch_compliance.orchestration.params\n"
+        "names = ['include.patch_compliance.remediation_steps', 'include.patch_compliance.remediation_publish',\n"
+        "         'include.patch_compliance.remediate.select', 'include.patch_compliance.publish.remediation']\n"
+        "print(json.dumps([m for m in names if m in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert yaml.safe_load(out.stdout.strip().splitlines()[-1]) == []

@@ -178,7 +178,7 @@ def test_install_reaches_exactly_the_selection_and_the_fix_is_proven(sandbox, ba
             continue
         assert row["missing_after"] == row["failed_after"] == row["pending_reboot_after"] == 0
         assert row["patches_installed"] >= row["missing_before"] + row["failed_before"]
-        if row["rejected_after"]:  # an Install never removes a rejected package (docs/aws-behaviours.md §26)
+        if row["rejected_after"]:  # an Install never removes a rejected package (docs/aws-behaviours.md §29)
             assert row["result"] == "REJECTED_REMAINS" and row["compliance_after"] == "NON_COMPLIANT"
         else:
             assert row["result"] == "REMEDIATED" and row["compliance_after"] == "COMPLIANT"

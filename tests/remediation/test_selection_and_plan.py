@@ -86,7 +86,7 @@ def test_reasons_are_recorded_in_order_and_the_rest_is_most_urgent_first():
         None: "NOT_A_NODE",
     }
     assert no_reboot.counts()["NOTHING_TO_INSTALL"] == 2
-    # RebootIfNeeded reboots pending-reboot nodes, so they are worth an Install (docs/aws-behaviours.md §26)
+    # RebootIfNeeded reboots pending-reboot nodes, so they are worth an Install (docs/aws-behaviours.md §29)
     reboot = select_nodes(nodes, patches, Filters(), "RebootIfNeeded")
     assert "i-pending" in chosen(reboot) and reasons(reboot)["i-rejected"] == "NOTHING_TO_INSTALL"
     capped = select_nodes(nodes, patches, Filters(max_nodes=2), "NoReboot")

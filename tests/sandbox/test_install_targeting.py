@@ -1,4 +1,4 @@
-"""Install on explicit nodes changes exactly those nodes' patch rows (docs/aws-behaviours.md §2, §26), failures can
+"""Install on explicit nodes changes exactly those nodes' patch rows (docs/aws-behaviours.md §2, §29), failures can
 be injected per node and operation (`fail_instances`), and every SendCommand is logged as received."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _finish(sb, ssm, command_id) -> list[dict]:
     return all_pages(ssm.list_command_invocations, "CommandInvocations", CommandId=command_id)
 
 
-def test_install_on_explicit_ids_changes_exactly_those_nodes_rows_aws_behaviours_26(sandbox, ssm):
+def test_install_on_explicit_ids_changes_exactly_those_nodes_rows_aws_behaviours_29(sandbox, ssm):
     nodes = _installable(sandbox)
     assert len(nodes) >= 3, nodes
     chosen, others = [n["instance_id"] for n in nodes[:2]], [n["instance_id"] for n in nodes[2:]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -18,9 +18,12 @@ from include.patch_compliance.orchestration.links import (
     securityhub_fields,
     ssm_command_fields,
 )
-from include.patch_compliance.records import Target
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import ScanRequest, first_command, resolve_operation, run_tag, scan_record
+from include.patch_compliance.scan.command import first_command, resolve_operation, scan_record
+
+if TYPE_CHECKING:
+    from include.patch_compliance.records import Target
+    from include.patch_compliance.scan.command import ScanRequest
 
 # How far before the DAG run's start a retry looks for this run's earlier commands (clock skew margin).
 LOOKBACK = timedelta(minutes=15)
@@ -83,6 +86,9 @@ class PatchScanOperator(BaseOperator):
 
     def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
         """The shard's targets from the plan and the request they all get (a subclass may narrow both)."""
+        from include.patch_compliance import steps
+        from include.patch_compliance.scan.command import ScanRequest, run_tag
+
         req = ScanRequest(
             operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
         )

@@ -1,26 +1,28 @@
 """The remediation DAG's Airflow pieces: Install and rescan operators (the scan operator narrowed to explicit
-nodes, so retries reuse their commands), publish operators, and the ``@task`` wrappers of the step bodies."""
+nodes, so retries reuse their commands), publish operators, and the ``@task`` wrappers of the step bodies.
+
+The run layer (pandas, boto3) is imported inside task execution, never while a DAG file is parsed."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from include.patch_compliance import remediation_publish, remediation_steps
 from include.patch_compliance.orchestration.operators import (
     PatchScanOperator,
     PublishFindingsOperator,
     PublishReportOperator,
 )
-from include.patch_compliance.records import Target
-from include.patch_compliance.remediate.select import SelectionError
-from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.scan.command import ScanRequest
 from include.patch_compliance.vocab import RESCAN_WAVE
+
+if TYPE_CHECKING:
+    from include.patch_compliance.records import Target
+    from include.patch_compliance.runtime import RunContext
+    from include.patch_compliance.scan.command import ScanRequest
 
 log = logging.getLogger("airflow.task")
 
@@ -32,6 +34,9 @@ NOT_PLANNED = "select did not write a plan (it refused or failed, see its log): 
 
 
 def _skip_unless_planned(context: Any) -> None:
+    from include.patch_compliance import remediation_steps
+    from include.patch_compliance.runtime import RunContext
+
     if not remediation_steps.planned(RunContext.from_airflow(context)):
         raise AirflowSkipException(NOT_PLANNED)
 
@@ -48,6 +53,8 @@ class RemediationInstallOperator(PatchScanOperator):
         super().__init__(shard=shard, operation="Install", **kwargs)
 
     def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
+        from include.patch_compliance import remediation_steps
+
         return remediation_steps.install_request(run, wave, shard)
 
 
@@ -64,6 +71,8 @@ class RemediationRescanOperator(PatchScanOperator):
         return super().execute(context)
 
     def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
+        from include.patch_compliance import remediation_steps
+
         return remediation_steps.rescan_request(run)
 
 
@@ -76,6 +85,8 @@ class PublishRemediationOperator(PublishReportOperator):
         return super().execute(context)
 
     def publish(self, run: RunContext) -> dict[str, Any]:
+        from include.patch_compliance import remediation_publish
+
         return remediation_publish.report(run)
 
 
@@ -88,10 +99,14 @@ class PublishRemediationFindingsOperator(PublishFindingsOperator):
         return super().execute(context)
 
     def publish(self, run: RunContext) -> dict[str, Any]:
+        from include.patch_compliance import remediation_publish
+
         return remediation_publish.security_hub(run)
 
 
 def _run() -> tuple[RunContext, dict[str, Any]]:
+    from include.patch_compliance.runtime import RunContext
+
     context = get_current_context()
     return RunContext.from_airflow(context), context
 
@@ -100,6 +115,9 @@ def _run() -> tuple[RunContext, dict[str, Any]]:
 def select() -> dict[str, Any]:
     """Refuse without both opt-ins, above remediation.max_nodes or outside the change window; select the nodes
     from the latest scan, log and store the selection with every left-out reason, and write the plan."""
+    from include.patch_compliance import remediation_steps
+    from include.patch_compliance.remediate.select import SelectionError
+
     run, context = _run()
     try:
         return remediation_steps.select(run, context["params"], datetime.now(UTC))
@@ -121,6 +139,8 @@ def proceed(selected: dict[str, Any]) -> bool:
 def gate(selected: dict[str, Any], wave: str, previous: str | None) -> list[dict[str, Any]]:
     """Release this wave's shards, or hold it (and every later wave) when the previous wave's Install failure
     ratio is above remediation.max_failure_ratio or the change window has closed."""
+    from include.patch_compliance import remediation_steps
+
     run, _ = _run()
     decision = remediation_steps.gate(run, wave, previous, datetime.now(UTC))
     if decision["held"]:
@@ -131,6 +151,8 @@ def gate(selected: dict[str, Any], wave: str, previous: str | None) -> list[dict
 @task(task_id="verify", trigger_rule="all_done")
 def verify() -> dict[str, Any]:
     """Collect every touched account-region after the Installs and the rescan (runs when a wave was held)."""
+    from include.patch_compliance import remediation_steps
+
     run, _ = _run()
     if not remediation_steps.planned(run):
         raise AirflowSkipException(NOT_PLANNED)

@@ -3,7 +3,7 @@ run's filters, most urgent first, each left-out node with the reason.
 
 Pure pandas on the published ``nodes`` and ``patches`` tables (docs/data-contract.md); nothing here calls AWS.
 Filters pick nodes, not patches: ``AWS-RunPatchBaseline`` Install installs every patch the node's baseline
-approves (docs/aws-behaviours.md §26).
+approves (docs/aws-behaviours.md §29).
 """
 
 from __future__ import annotations
