@@ -1,10 +1,11 @@
 """End to end: `airflow dags test patch_compliance_remediate` against the emulated `small` organization, after a
 scan published through the scan DAG's step bodies.
 
-Without the opt-ins the run fails in its first task, naming the setting, and sends nothing; the default dry run
-sends nothing; canary failures above remediation.max_failure_ratio hold every later wave; a real run sends Install
-only to the selected InstanceIds (checked at the emulator's log of every SendCommand), leaves the fixed nodes
-COMPLIANT in the remediation table and in the next scan, and resolves their Security Hub findings.
+Without the opt-ins, above remediation.max_nodes or outside the change window the run fails in its first task,
+naming the setting, and sends nothing; the default dry run sends nothing; canary failures above
+remediation.max_failure_ratio hold every later wave; a real run sends Install only to the selected InstanceIds
+(checked at the emulator's log of every SendCommand), leaves the fixed nodes COMPLIANT in the remediation table and
+in the next scan, and resolves their Security Hub findings.
 """
 
 from __future__ import annotations
@@ -121,11 +122,23 @@ def _table(sb, uri: str) -> list[dict]:
     return pq.read_table(io.BytesIO(_s3(sb, uri.split(f"s3://{BUCKET}/", 1)[1]))).to_pylist()
 
 
-def test_without_the_opt_ins_the_first_task_fails_naming_the_setting(world):
+# A window open only on January 1st, 00:00-00:01 UTC: closed whenever this runs (short of that minute).
+NEW_YEAR_MINUTE = {"start": "0 0 1 1 *", "duration_minutes": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("opt-in", {"enabled": False}, "remediation.enabled: false"),
+        ("max-nodes", {"max_nodes": 3}, "6 nodes selected, above remediation.max_nodes 3"),
+        ("window", {"change_window": NEW_YEAR_MINUTE}, "remediation.change_window (opens at cron '0 0 1 1 *'"),
+    ],
+)
+def test_refusals_fail_the_first_task_naming_the_setting_and_send_nothing(world, name, overrides, message):
     sb = world[0]
-    result, output, started = run_dag(world, "off", config_data(enabled=False), {"dry_run": False})
+    result, output, started = run_dag(world, f"refused-{name}", config_data(**overrides), {**PARAMS, "dry_run": False})
     assert result.returncode != 0
-    assert "remediation.enabled: false" in output and "nothing was sent" in output
+    assert message in output and "nothing was sent" in output
     # the tasks after the waves run whatever the waves did (all_done), and skip at once without a plan
     assert "select" in started and set(started) <= {"select", "rescan", "verify", "report", "security_hub"}
     assert "select did not write a plan" in output
