@@ -9,7 +9,7 @@ SANDBOX_PORT ?= 5055
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install test lint demo airflow cluster cluster-down sandbox bench bench-access constraints clean
+.PHONY: install test lint demo demo-remediate airflow cluster cluster-down sandbox bench bench-access constraints clean
 
 # constraints.txt (scripts/freeze_constraints.py) holds the runtime versions the tests ran with; the image uses it too.
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -31,6 +31,9 @@ lint: install  ## ruff (incl. Airflow AIR rules); cfn-lint + parliament on deplo
 
 demo: install  ## emulator up, org scan DAG end to end with `airflow dags test`, fleet summary, emulator down
 	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT)
+
+demo-remediate: install  ## `make demo`, then the remediation DAG for real on 6 nodes, before/after figures
+	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT) --remediate
 
 airflow: install  ## airflow standalone (UI on localhost:8080) wired to the emulator
 	$(BIN)/python scripts/airflow_local.py --port $(SANDBOX_PORT)

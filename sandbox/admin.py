@@ -68,6 +68,8 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
         return {**world.fleet.to_dict(), "security_hub": getattr(app, "securityhub_layout", None)}
     if (method, path) == ("GET", "/_sandbox/calls"):
         return app.snapshot_calls()
+    if (method, path) == ("GET", "/_sandbox/calls/send_command"):
+        return {"requests": app.snapshot_sent()}
     if (method, path) == ("POST", "/_sandbox/calls/reset"):
         app.reset_calls()
         return {"reset": True}

@@ -54,6 +54,8 @@ class SandboxApp:
         self.moto_app = moto_app
         self.securityhub = securityhub
         self.calls: Counter[str] = Counter()
+        # Every SendCommand as received (the write a test audits: which nodes got which operation), in order.
+        self.sent: list[dict] = []
         self.calls_lock = threading.Lock()
         self._accounts: dict[str, str] = {}
         self.authorizer = Authorizer(world.fleet)
@@ -83,6 +85,17 @@ class SandboxApp:
     def reset_calls(self) -> None:
         with self.calls_lock:
             self.calls.clear()
+            self.sent.clear()
+
+    def log_send(self, account: str, region: str, body: dict, outcome: str) -> None:
+        entry = {"account_id": account, "region": region, "at": self.world.clock.now(), "outcome": outcome}
+        entry.update({k: body.get(k) for k in ("DocumentName", "Parameters", "InstanceIds", "Targets", "Comment")})
+        with self.calls_lock:
+            self.sent.append(entry)
+
+    def snapshot_sent(self) -> list[dict]:
+        with self.calls_lock:
+            return [dict(e) for e in self.sent]
 
     # -- WSGI ---------------------------------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -135,6 +148,8 @@ class SandboxApp:
         account = self.account_for(req.access_key)
         if req.service == "ssm" and req.action in SSM_HANDLERS:
             body = req.json_body()
+            if req.action == "SendCommand":
+                return json_response(self._send_command(account, region, body))
             validate_input("ssm", req.action, body)
             rd = world.region(account, region)
             world.settle(rd)
@@ -153,6 +168,19 @@ class SandboxApp:
         if req.service == "securityhub" and self.securityhub is not None:
             return self._securityhub(req, account, region)
         return None
+
+    def _send_command(self, account: str, region: str, body: dict) -> dict:
+        """SendCommand, logged as received with its outcome (refused ones too)."""
+        try:
+            validate_input("ssm", "SendCommand", body)
+            rd = self.world.region(account, region)
+            self.world.settle(rd)
+            result = SSM_HANDLERS["SendCommand"](self.world, rd, body)
+        except AwsError as err:
+            self.log_send(account, region, body, err.code)
+            raise
+        self.log_send(account, region, body, result["Command"]["CommandId"])
+        return result
 
     def _securityhub(self, req: AwsRequest, account: str, region: str) -> tuple[int, list[tuple[str, str]], bytes]:
         body = req.json_body() if req.body else None

@@ -5,6 +5,7 @@ Config (YAML/JSON file, PATCH_SANDBOX_FAULTS env (JSON or a path), or POST /_san
     accounts_without_role: ["111111111111"]
     refuse_regions: ["ap-south-1"]            # or {"ap-south-1": "UnrecognizedClientException"}
     invocation_failure_rate: 0.2              # extra Failed invocations (ResponseCode 1)
+    fail_instances: ["i-0123456789abcdef0"]   # these nodes' patch runs end Failed; {id: Install|Scan} = that only
     slow_commands: 5                          # execution-time multiplier (>= 1)
 """
 
@@ -19,7 +20,15 @@ from pathlib import Path
 
 import yaml
 
-KNOWN_KEYS = {"throttle", "accounts_without_role", "refuse_regions", "invocation_failure_rate", "slow_commands"}
+KNOWN_KEYS = {
+    "throttle",
+    "accounts_without_role",
+    "refuse_regions",
+    "invocation_failure_rate",
+    "fail_instances",
+    "slow_commands",
+}
+OPERATIONS = ("Scan", "Install")
 
 # The error each protocol family answers when throttled (docs/aws-behaviours.md §18).
 THROTTLE_ERRORS = {
@@ -47,6 +56,7 @@ class Faults:
     accounts_without_role: set[str] = field(default_factory=set)
     refuse_regions: dict[str, str] = field(default_factory=dict)
     invocation_failure_rate: float = 0.0
+    fail_instances: dict[str, str] = field(default_factory=dict)  # instance id -> Scan | Install | "*"
     slow_commands: float = 1.0
 
     @classmethod
@@ -75,6 +85,7 @@ class Faults:
             raise FaultConfigError(f"faults.slow_commands={slow!r}: must be a number >= 1 (execution-time factor)")
         return cls(
             throttle={str(k): _rate(f"throttle.{k}", v) for k, v in throttle.items()},
+            fail_instances=_fail_instances(data.get("fail_instances")),
             accounts_without_role=set(accounts),
             refuse_regions={str(k): str(v or "") for k, v in regions.items()},
             invocation_failure_rate=_rate("invocation_failure_rate", data.get("invocation_failure_rate", 0.0)),
@@ -87,14 +98,35 @@ class Faults:
             "accounts_without_role": sorted(self.accounts_without_role),
             "refuse_regions": dict(self.refuse_regions),
             "invocation_failure_rate": self.invocation_failure_rate,
+            "fail_instances": dict(self.fail_instances),
             "slow_commands": self.slow_commands,
         }
+
+    def fails(self, instance_id: str, operation: str) -> bool:
+        """Whether a patch-document run of ``operation`` on this node is injected to end Failed."""
+        return operation in OPERATIONS and self.fail_instances.get(instance_id) in ("*", operation)
 
     def throttle_rate(self, service: str, action: str) -> float:
         for key in (f"{service}.{action}", f"{service}.*", "*"):
             if key in self.throttle:
                 return self.throttle[key]
         return 0.0
+
+
+def _fail_instances(value: object) -> dict[str, str]:
+    """A list of node ids (every operation fails) or a map node id -> the operation that fails (Scan | Install)."""
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        value = dict.fromkeys(value, "*")
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k.startswith(("i-", "mi-")) for k in value):
+        raise FaultConfigError(
+            "faults.fail_instances must be a list of node ids (i-..., mi-...) or a map node id -> Scan | Install"
+        )
+    bad = {k: v for k, v in value.items() if v not in ("*", *OPERATIONS)}
+    if bad:
+        raise FaultConfigError(f"faults.fail_instances {bad}: the operation must be one of {', '.join(OPERATIONS)}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def load_faults(source: str | Path | dict | None) -> Faults:

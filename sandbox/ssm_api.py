@@ -135,7 +135,7 @@ def send_command(world: World, rd: RegionData, body: dict) -> dict:
     faults = world.faults
     for node in nodes:
         fail = world.fault_counter.fires(f"invocation:{rd.account_id}:{rd.region}", faults.invocation_failure_rate)
-        outcome, code = plan_outcome(cmd, node, world.seed, fail)
+        outcome, code = plan_outcome(cmd, node, world.seed, fail or faults.fails(node.instance_id, cmd.operation))
         cmd.invocations.append(
             Invocation(
                 node.instance_id,

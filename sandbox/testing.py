@@ -34,6 +34,11 @@ class RunningSandbox:
     def calls(self) -> dict[str, int]:
         return self._request("GET", "/_sandbox/calls")
 
+    def sent_commands(self) -> list[dict]:
+        """Every SendCommand since the last reset, as received: account_id, region, DocumentName, Parameters,
+        InstanceIds, Targets, Comment, and outcome (the CommandId, or the error code it was refused with)."""
+        return self._request("GET", "/_sandbox/calls/send_command")["requests"]
+
     def reset_calls(self) -> None:
         self._request("POST", "/_sandbox/calls/reset", {})
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from include.patch_compliance.vocab import (
     ACCOUNT_ID_PATTERN,
     OU_REF_PATTERN,
     PATCH_DOCUMENT,
     REGION_PATTERN,
+    REMEDIATION_WAVES,
     SEVERITIES,
     WAVE_NAME_PATTERN,
 )
@@ -39,6 +40,14 @@ class ConfigError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_cron(value: str | None) -> str | None:
+    from croniter import croniter
+
+    if value is None or croniter.is_valid(value):
+        return value
+    raise ValueError("must be a 5-field cron expression such as '0 3 * * *', an @daily-style preset, or null")
 
 
 class OrganizationConfig(_Model):
@@ -120,11 +129,7 @@ class OrchestrationConfig(_Model):
     @field_validator("schedule", "collect_schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        from croniter import croniter
-
-        if value is None or croniter.is_valid(value):
-            return value
-        raise ValueError("must be a 5-field cron expression such as '0 3 * * *', an @daily-style preset, or null")
+        return _check_cron(value)
 
     @model_validator(mode="after")
     def _distinct_fire_times(self) -> OrchestrationConfig:
@@ -201,6 +206,53 @@ class SecurityHubConfig(_Model):
     max_patches_per_finding: Annotated[int, Field(ge=0, le=100)] = 20
 
 
+class CanaryConfig(_Model):
+    """The first remediation wave: a number of nodes, or a share of the selection (rounded up, at least 1 node)."""
+
+    nodes: Annotated[int, Field(ge=1, le=1000)] | None = None
+    percent: Annotated[float, Field(gt=0, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryConfig:
+        if (self.nodes is None) == (self.percent is None):
+            raise ValueError(
+                "give exactly one of canary.nodes (e.g. {nodes: 2}) or canary.percent (e.g. {percent: 10})"
+            )
+        return self
+
+
+class ChangeWindowConfig(_Model):
+    """A recurring window (UTC) in which a remediation run may start: it opens at every ``start`` cron time and
+    stays open for ``duration_minutes``."""
+
+    start: str = Field(description="cron (UTC) of the window's opening, e.g. '0 22 * * 6' = Saturdays 22:00")
+    duration_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)]
+
+    @field_validator("start")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value.startswith("@"):
+            raise ValueError("must be a 5-field cron expression such as '0 22 * * 6' (a preset has no fixed time)")
+        return _check_cron(value)
+
+
+class RemediationConfig(_Model):
+    """Targeted remediation (patch_compliance_remediate): Install on exactly the nodes the last scan found
+    non-compliant. Runs only with this ``enabled`` AND ``scan.allow_install``."""
+
+    enabled: StrictBool = False
+    canary: CanaryConfig = CanaryConfig(nodes=1)
+    max_nodes: Annotated[int, Field(ge=1, le=10_000)] = 50
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    change_window: ChangeWindowConfig | None = None
+    schedule: str | None = Field(None, description="patch_compliance_remediate's cron; null = manual only")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return _check_cron(value)
+
+
 class FleetConfig(_Model):
     regions: list[Annotated[str, Field(pattern=REGION_PATTERN)]] = Field(min_length=1)
     organization: OrganizationConfig = OrganizationConfig()
@@ -212,6 +264,30 @@ class FleetConfig(_Model):
     reports: ReportsConfig
     thresholds: ThresholdsConfig = ThresholdsConfig()
     security_hub: SecurityHubConfig = SecurityHubConfig()
+    remediation: RemediationConfig = RemediationConfig()
+
+    @model_validator(mode="after")
+    def _remediation(self) -> FleetConfig:
+        if not self.remediation.enabled:
+            return self
+        taken = [w.name for w in self.waves if w.name in REMEDIATION_WAVES]
+        if taken:
+            raise ValueError(
+                f"waves {taken}: these names are the remediation DAG's own waves ({', '.join(REMEDIATION_WAVES)}); "
+                "rename the wave or set remediation.enabled: false"
+            )
+        own = self.remediation.schedule
+        for name, other in (
+            ("orchestration.schedule", self.orchestration.schedule),
+            ("orchestration.collect_schedule", self.orchestration.collect_schedule),
+        ):
+            shared = _first_shared_fire_time(own, other) if own and other else None
+            if shared:
+                raise ValueError(
+                    f"remediation.schedule {own!r} and {name} {other!r} both fire at {shared}: the DAGs would get "
+                    "the same run ids and overwrite each other's staging and reports; offset one of them"
+                )
+        return self
 
     @model_validator(mode="after")
     def _waves(self) -> FleetConfig:
@@ -302,6 +378,14 @@ def collect_schedule(path: Path | None = None) -> str | None:
     """patch_compliance_collect's schedule at parse time, read leniently like ``wave_layout``."""
     try:
         return (load_raw(path).get("orchestration") or {}).get("collect_schedule")
+    except Exception:  # noqa: BLE001 - parse time must never fail on config
+        return None
+
+
+def remediation_schedule(path: Path | None = None) -> str | None:
+    """patch_compliance_remediate's schedule at parse time (manual unless set), read leniently like ``wave_layout``."""
+    try:
+        return (load_raw(path).get("remediation") or {}).get("schedule")
     except Exception:  # noqa: BLE001 - parse time must never fail on config
         return None
 

@@ -42,22 +42,34 @@ def read_records(run: RunContext, kind: str, wave: str | None = None) -> list[di
     return out
 
 
-def wave_gate(run: RunContext, wave: str, previous: str | None, operation: str) -> dict[str, Any]:
+def wave_gate(
+    run: RunContext,
+    wave: str,
+    previous: str | None,
+    operation: str,
+    *,
+    setting: str = "scan.install_max_failure_ratio",
+    limit: float | None = None,
+    refuse: str | None = None,
+) -> dict[str, Any]:
     """Decide whether a wave may start. Scan waves always may; an Install wave only when the previous wave's
-    invocation failure ratio is at most ``scan.install_max_failure_ratio``. The decision is stored for the final
-    gate, which fails the run after the reports are out."""
+    invocation failure ratio is at most ``limit`` (default: the ``setting``, ``scan.install_max_failure_ratio``).
+    ``refuse`` holds the wave with that reason (e.g. a closed change window). The decision is stored for the
+    final gate, which fails the run after the reports are out."""
     decision: dict[str, Any] = {"wave": wave, "previous": previous, "operation": operation, "held": False}
     earlier = _gate_decision(run, previous) if previous else None
     if earlier and earlier.get("held"):
         decision.update(held=True, reason=f"wave {wave!r} held because wave {previous!r} was held")
+    elif refuse:
+        decision.update(held=True, reason=f"wave {wave!r} held: {refuse}")
     elif operation == "Install" and previous is not None:
         ratio, failed, total = failure_ratio(read_records(run, "commands", previous))
-        limit = run.cfg.scan.install_max_failure_ratio
+        limit = run.cfg.scan.install_max_failure_ratio if limit is None else limit
         decision.update(failure_ratio=ratio, failed=failed, invocations=total, limit=limit, held=ratio > limit)
         if decision["held"]:
             decision["reason"] = (
                 f"wave {wave!r} held: Install failed on {failed} of {total} nodes ({ratio:.0%}) in wave "
-                f"{previous!r}, above scan.install_max_failure_ratio {limit:.0%}"
+                f"{previous!r}, above {setting} {limit:.0%}"
             )
     run.put(run.key("gate", wave), decision)
     return decision

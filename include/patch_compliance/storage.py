@@ -2,7 +2,8 @@
 
 Layout (docs/architecture.md):
 ``<prefix>/_staging/run=<safe_run_id>/<kind>/<wave>/shard=<nnnn>.json.gz`` with kind raw | commands | scan (per
-shard), ``gate/<wave>/wave.json.gz`` (per wave) and ``plan.json.gz`` (per run).
+shard), ``gate/<wave>/wave.json.gz`` (per wave) and ``plan.json.gz`` (per run); a remediation run also has
+``selection.json.gz``, ``rescan.json.gz`` and ``verify.json.gz`` (per run).
 Every object is written with server-side encryption: ``aws:kms`` + key when a key id is given, else ``AES256``.
 """
 
@@ -23,7 +24,7 @@ from include.patch_compliance.vocab import WAVE_NAME_PATTERN
 # Per-shard kinds, the per-wave kind and the per-run kind of staging object.
 SHARD_KINDS = ("raw", "commands", "scan")
 WAVE_KINDS = ("gate",)
-RUN_KINDS = ("plan",)
+RUN_KINDS = ("plan", "selection", "rescan", "verify")
 STAGING_KINDS = SHARD_KINDS + WAVE_KINDS + RUN_KINDS
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _WAVE = re.compile(WAVE_NAME_PATTERN)

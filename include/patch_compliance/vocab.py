@@ -26,3 +26,9 @@ PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 # The GeneratorId stamped on every Security Hub finding of ours (one finding per node); the console link
 # filters on it.
 FINDINGS_GENERATOR_ID = "patch-compliance/node-patch-state"
+
+# The remediation DAG's own waves (staging segments and task groups beside the config's waves): the canary nodes
+# first, and the verification rescan. A config wave may not take these names while remediation is enabled.
+CANARY_WAVE = "canary_nodes"
+RESCAN_WAVE = "rescan"
+REMEDIATION_WAVES = (CANARY_WAVE, RESCAN_WAVE)

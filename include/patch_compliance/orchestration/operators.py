@@ -19,7 +19,9 @@ from include.patch_compliance.orchestration.links import (
 )
 
 if TYPE_CHECKING:  # the step bodies and AWS modules load when a task runs, not when the DAG file is parsed
+    from include.patch_compliance.records import Target
     from include.patch_compliance.runtime import RunContext
+    from include.patch_compliance.scan.command import ScanRequest
 
 # How far before the DAG run's start a retry looks for this run's earlier commands (clock skew margin).
 LOOKBACK = timedelta(minutes=15)
@@ -46,26 +48,16 @@ class PatchScanOperator(BaseOperator):
         self.operation = operation
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from include.patch_compliance import steps
         from include.patch_compliance.runtime import RunContext
-        from include.patch_compliance.scan.command import (
-            ScanRequest,
-            first_command,
-            resolve_operation,
-            run_tag,
-            scan_record,
-        )
+        from include.patch_compliance.scan.command import first_command, resolve_operation, scan_record
 
         context["pc_label"] = self.shard.get("label", "")
         run = RunContext.from_airflow(context)
         requested = self.operation if self.operation is not None else context["params"].get("operation")
         operation = resolve_operation(requested, run.cfg.scan)
         wave, shard = self.shard["wave"], int(self.shard["shard"])
-        targets = steps.load_plan(run).waves[wave][shard]
         started = context["dag_run"].start_date or datetime.now(UTC)
-        req = ScanRequest(
-            operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
-        )
+        targets, req = self.shard_request(run, operation, wave, shard)
         with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
             records = list(pool.map(lambda t: scan_record(run.members.get, t, req, started - LOOKBACK), targets))
         run.put(run.key("scan", wave, shard), records)
@@ -92,6 +84,16 @@ class PatchScanOperator(BaseOperator):
             "unreachable": sum(1 for r in records if r["status"] == "UNREACHABLE"),
             "errors": sum(1 for r in records if r["status"] == "ERROR"),
         }
+
+    def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
+        """The shard's targets from the plan and the request they all get (a subclass may narrow both)."""
+        from include.patch_compliance import steps
+        from include.patch_compliance.scan.command import ScanRequest, run_tag
+
+        req = ScanRequest(
+            operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
+        )
+        return steps.load_plan(run).waves[wave][shard], req
 
 
 class _PublishOperator(BaseOperator):

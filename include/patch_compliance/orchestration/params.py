@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.patch_compliance.vocab import OU_REF_PATTERN, REGION_PATTERN
+from include.patch_compliance.vocab import ACCOUNT_ID_PATTERN, OU_REF_PATTERN, REGION_PATTERN, SEVERITIES
 
 # Every AWS-calling task retries with exponential backoff; throttling inside a call is botocore's job.
 DEFAULT_ARGS: dict[str, Any] = {
@@ -51,3 +51,47 @@ def run_params(with_operation: bool) -> dict[str, Param]:
             values_display={"Scan": "Scan (read-only)", "Install": "Install (changes nodes)"},
         )
     return params
+
+
+def remediation_params() -> dict[str, Param]:
+    """The remediation DAG's trigger form: which of the last scan's non-compliant nodes to patch. Empty = no
+    restriction; ``dry_run`` defaults to true (plan and show the selection, send nothing)."""
+
+    def strings(title: str, description: str, pattern: str | None = None) -> Param:
+        items: dict[str, Any] = {"type": "string", **({"pattern": pattern} if pattern else {})}
+        return Param([], type=["null", "array"], items=items, title=title, description=description)
+
+    return {
+        "dry_run": Param(
+            True,
+            type=["null", "boolean"],
+            title="Dry run",
+            description="Select and plan only, send nothing (the default). Set false to install.",
+        ),
+        "ou_ids": strings("OUs", "Only nodes under these OUs (id or path, descendants included).", OU_REF_PATTERN),
+        "accounts": strings("Accounts", "Only nodes of these account ids.", ACCOUNT_ID_PATTERN),
+        "regions": strings("Regions", "Only nodes in these regions.", REGION_PATTERN),
+        "min_severity": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *SEVERITIES],
+            title="Minimum severity",
+            description="Only nodes missing a patch of at least this severity.",
+        ),
+        "classifications": strings("Classifications", "Only nodes missing a patch of these (e.g. Security)."),
+        "cve_ids": strings("CVE ids", "Only nodes missing a patch for one of these CVEs.", r"^CVE-\d{4}-\d{4,}$"),
+        "tags": Param(
+            None,
+            type=["null", "object"],
+            additionalProperties={"type": "array", "items": {"type": "string"}},
+            title="Tags",
+            description='Only nodes with these tags, e.g. {"Patch": ["true"]} (needs tags in the report).',
+        ),
+        "max_nodes": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Max nodes",
+            description="Take at most this many nodes, most urgent first (remediation.max_nodes still caps).",
+        ),
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -176,6 +177,7 @@ generated {{ s.generated_at }}.</p>
 {% for r in breaches %}<tr><td>{{ r.account_id }}</td><td>{{ r.region }}</td><td>{{ r.instance_id }}</td>
 <td>{{ r.kb_id }}</td><td>{{ r.title }}</td><td>{{ r.severity }}</td><td>{{ r.age_days }}</td><td>{{ r.sla_days }}</td>
 </tr>{% else %}<tr><td colspan="8">No SLA breaches.</td></tr>{% endfor %}</table>
+{% for section in sections %}{{ section }}{% endfor %}
 </body></html>
 """
 
@@ -184,7 +186,8 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def render_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> bytes:
+def render_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], sections: Sequence[Markup] = ()) -> bytes:
+    """The page; ``sections`` are further rendered blocks appended at the end (e.g. a remediation run's)."""
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(_TEMPLATE)
     patches = tables["patches"]
@@ -194,5 +197,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> byt
         "top": top_patches_chart(top_missing(patches)),
         "trend": trend_chart(summary["trend"]),
     }
-    html = template.render(s=summary, t=summary["totals"], charts=charts, breaches=sla_breaches(patches), pct=_pct)
+    html = template.render(
+        s=summary, t=summary["totals"], charts=charts, breaches=sla_breaches(patches), pct=_pct, sections=sections
+    )
     return html.encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +26,15 @@ class InstallNotAllowed(ValueError):
 
 @dataclass(frozen=True)
 class ScanRequest:
+    """What every target of a shard is sent. ``instance_ids`` narrows it to explicit nodes per (account, region)
+    (remediation): exactly those, in batches of 50, never Targets or every managed node; a target it does not
+    name gets no command."""
+
     operation: str
     run_id: str
     run_tag: str
     scan: ScanConfig
+    instance_ids: Mapping[tuple[str, str], Sequence[str]] | None = None
 
     @property
     def parameters(self) -> dict[str, list[str]]:
@@ -108,12 +113,16 @@ def scan_target(ctx: AwsContext, target: Target, req: ScanRequest, invoked_after
     """Send (or find) this run's commands in one account-region. Returns one entry per command."""
     ssm = ctx.client("ssm", target.region)
     earlier = earlier_commands(ssm, req.run_tag, invoked_after, req.scan.document_name)
-    if req.scan.targets.mode == "all_managed":
+    batches: list[list[str] | None]
+    if req.instance_ids is not None:
+        ids = sorted(set(req.instance_ids.get((target.account_id, target.region), ())))
+        batches = list(chunks(ids, MAX_INSTANCE_IDS))
+    elif req.scan.targets.mode == "all_managed":
         ids = sorted(
             i["InstanceId"]
             for i in paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50)
         )
-        batches: list[list[str] | None] = list(chunks(ids, MAX_INSTANCE_IDS))
+        batches = list(chunks(ids, MAX_INSTANCE_IDS))
     else:
         batches = [None]
     total = max(len(batches), max(earlier, default=0))

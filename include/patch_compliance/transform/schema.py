@@ -42,6 +42,16 @@ PATCH_STATES = (
 # States that make a node Non-Compliant (docs/aws-behaviours.md §8); these are the rows of the patches table.
 NON_COMPLIANT_STATES = ("FAILED", "MISSING", "INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT")
 DELTA_CHANGES = ("NEWLY_NON_COMPLIANT", "REMEDIATED", "NEW_MISSING_PATCH", "CLOSED_PATCH")
+# What a remediation run left each selected node as (docs/data-contract.md, "remediation").
+REMEDIATION_RESULTS = (
+    "REMEDIATED",
+    "PENDING_REBOOT",
+    "REJECTED_REMAINS",
+    "NOT_REMEDIATED",
+    "HELD",
+    "NOT_SENT",
+    "UNKNOWN",
+)
 
 # Vendor severity (DescribeInstancePatches.Severity, lower-cased) -> normalised label. Anything else, including
 # empty strings (InstalledOther/NotApplicable rows, docs/aws-behaviours.md §7), is UNSPECIFIED.
@@ -286,9 +296,52 @@ FLEET_DAILY = TableSchema(
     description="one row per day and OU (last run of the day), rebuilt by the trends DAG.",
 )
 
+REMEDIATION = TableSchema(
+    "remediation",
+    _cols(
+        RUN,
+        TARGET,
+        (
+            ("wave", STR),
+            ("instance_id", STR),
+            ("instance_name", STR),
+            ("platform_name", STR),
+            ("source_run_id", STR),
+            ("reboot_option", STR),
+            ("command_id", STR),
+            ("invocation_status", STR),
+            ("invocation_status_details", STR),
+            ("outcome", STR),
+            ("requested_at", TS),
+            ("finished_at", TS),
+            ("compliance_before", STR),
+            ("compliance_after", STR),
+            ("missing_before", I64),
+            ("missing_after", I64),
+            ("failed_before", I64),
+            ("failed_after", I64),
+            ("pending_reboot_before", I64),
+            ("pending_reboot_after", I64),
+            ("rejected_before", I64),
+            ("rejected_after", I64),
+            ("installed_before", I64),
+            ("installed_after", I64),
+            ("patches_installed", I64),
+            ("reboot_needed", BOOL),
+            ("last_operation_after", STR),
+            ("last_scan_time_after", TS),
+            ("rescanned", BOOL),
+            ("result", STR),
+            ("error", STR),
+        ),
+    ),
+    sort_by=("ou_path", "account_id", "region", "instance_id"),
+    description="one row per node a remediation run selected: Install outcome, before/after patch counts.",
+)
+
 # Tables written per run by publish_reports, in write order.
 RUN_TABLES: dict[str, TableSchema] = {t.name: t for t in (NODES, PATCHES, ACCOUNTS, COMMANDS, COMPLIANCE_ITEMS, DELTA)}
-ALL_TABLES: dict[str, TableSchema] = {**RUN_TABLES, FLEET_DAILY.name: FLEET_DAILY}
+ALL_TABLES: dict[str, TableSchema] = {**RUN_TABLES, FLEET_DAILY.name: FLEET_DAILY, REMEDIATION.name: REMEDIATION}
 
 
 def athena_type(arrow_type: pa.DataType) -> str:

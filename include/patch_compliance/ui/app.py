@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from include.patch_compliance.ui import charts
+from include.patch_compliance.ui import charts, remediation
 from include.patch_compliance.ui.source import SAFE_RUN_ID, Problem, ReportStore, ReportUnavailable
 from include.patch_compliance.ui.summary_model import InvalidSummary, Summary, parse_summary
 from include.patch_compliance.vocab import SEVERITIES
@@ -122,6 +122,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
                 run_links=_run_links(summary, store),
                 runs=summary.runs,
             )
+            context["remediation"], context["remediation_problem"] = remediation.load_remediation(store)
         return templates.TemplateResponse(request, "page.html", context, status_code=status, headers=NO_STORE)
 
     @app.get("/api/summary", name="api_summary")
@@ -158,6 +159,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
             request, "page.html", {"problem": problem, "summary": None, "store": store}, status_code=503
         )
 
+    remediation.register(app, templates, open_store)
     return app
 
 

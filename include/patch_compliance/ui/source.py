@@ -102,7 +102,11 @@ class ReportStore:
 
     def latest_summary(self) -> dict[str, Any] | None:
         """``latest/summary.json`` parsed, or None when no run has been published yet."""
-        key = self.key(LATEST_SUMMARY)
+        return self.json_object(LATEST_SUMMARY)
+
+    def json_object(self, relative: str) -> dict[str, Any] | None:
+        """A published JSON object (key relative to the prefix) parsed, or None when it does not exist."""
+        key = self.key(relative)
         body = self._get(key)
         if body is None:
             return None
