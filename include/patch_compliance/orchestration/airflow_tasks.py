@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.patch_compliance import steps
 from include.patch_compliance.discover.plan import PlanError
+from include.patch_compliance.naming import known_region, one_partition
 from include.patch_compliance.runtime import RunContext
 from include.patch_compliance.scan.command import InstallNotAllowed, resolve_operation
 
@@ -32,6 +33,11 @@ def discover() -> dict[str, Any]:
 
 
 def _discover(run: RunContext, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("regions"):
+        try:
+            one_partition([known_region(r) for r in params["regions"]])
+        except ValueError as exc:
+            raise ValueError(f"run param regions {params['regions']}: {exc}") from None
     if "operation" in params:
         operation = resolve_operation(params["operation"], run.cfg.scan)  # refuses Install without the opt-in
         parallel = [w.name for w in run.cfg.waves if w.parallel_with_previous]
