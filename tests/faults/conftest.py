@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_dags_e2e import world  # noqa: F401 - re-exported pytest fixture (airflow dags test runs)
+from tests.integration.test_dags_e2e import world  # noqa: F401 - re-exported fixture: `airflow dags test` runs
+from tests.orchestration.conftest import sandbox  # noqa: F401 - re-exported fixture: the emulated organization
 
 MARKER = "fault_probe"
 HERE = Path(__file__).resolve().parent
