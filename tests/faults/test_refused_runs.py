@@ -24,6 +24,7 @@ from include.patch_compliance import steps
 from include.patch_compliance.aws import context_from_connection
 from include.patch_compliance.config import load_config
 from include.patch_compliance.runtime import RunContext
+from include.patch_compliance.storage import list_keys
 from tests.integration.test_dags_e2e import BUCKET, PREFIX, _config, _dags_test, _keys, _s3
 
 DAG = "patch_compliance_scan"
@@ -34,19 +35,24 @@ def _published(sb) -> dict[str, bytes]:
     return {k: _s3(sb, k) for k in _keys(sb, f"{PREFIX}/") if not k.startswith(f"{PREFIX}/_staging/")}
 
 
-def _in_process_run(world, config, run_id: str, run_after: datetime) -> dict:
-    """A good run through the step bodies: plan, collect every shard, report."""
+def _in_process_run(world, config, run_id: str, run_after: datetime, same_data_as: str | None = None) -> dict:
+    """A good run through the step bodies: plan, collect every shard, report. ``same_data_as``: stage that run's
+    plan and raw documents instead of collecting again (the same fleet, without the minutes of collecting)."""
     sb = world[0]
     env = {"AWS_ENDPOINT_URL": sb.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     with mock.patch.dict(os.environ, env):
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        run = RunContext(
-            cfg=load_config(config), dag_id=DAG, run_id=run_id, hub=context_from_connection(None), run_after=run_after
-        )
-        plan = steps.plan_fleet(run)
-        for refs in plan["waves"].values():
-            for ref in refs:
-                steps.collect_shard(run, ref)
+        hub = context_from_connection(None)
+        run = RunContext(cfg=load_config(config), dag_id=DAG, run_id=run_id, hub=hub, run_after=run_after)
+        if same_data_as:
+            earlier = RunContext(cfg=run.cfg, dag_id=DAG, run_id=same_data_as, hub=hub)
+            run.put(run.key("plan"), earlier.get(earlier.key("plan")))
+            for key in list_keys(hub, BUCKET, earlier.prefix("raw")):
+                run.put(run.prefix("raw") + key.removeprefix(earlier.prefix("raw")), earlier.get(key))
+        else:
+            for refs in steps.plan_fleet(run)["waves"].values():
+                for ref in refs:
+                    steps.collect_shard(run, ref)
         return steps.report(run)
 
 
@@ -92,7 +98,8 @@ def test_a_discover_failure_publishes_nothing(world, good_run):
 def test_the_next_good_run_compares_with_the_last_good_run(world, scan_config, good_run):
     """Same fleet, same data: every delta row would be a false change."""
     sb = world[0]
-    result = _in_process_run(world, scan_config, "manual__good-c", datetime.now(UTC) + timedelta(minutes=5))
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    result = _in_process_run(world, scan_config, "manual__good-c", later, same_data_as="manual__good-a")
     summary_key = result["summary_uri"].split(f"s3://{BUCKET}/", 1)[1]
     summary = json.loads(_s3(sb, summary_key))
     delta = pq.read_table(io.BytesIO(_s3(sb, summary["tables"]["delta"].split(f"s3://{BUCKET}/", 1)[1]))).to_pandas()

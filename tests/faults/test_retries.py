@@ -17,6 +17,7 @@ from include.patch_compliance import steps
 from include.patch_compliance.orchestration.operators import PatchScanOperator
 from include.patch_compliance.scan.command import InstallNotAllowed
 from include.patch_compliance.storage import list_keys
+from include.patch_compliance.transform.build import build_tables
 from tests.orchestration.conftest import fleet_config, make_run
 
 
@@ -67,11 +68,22 @@ def test_install_without_the_opt_in_is_refused_before_anything_is_sent(sandbox):
     assert not list_keys(run.hub, run.bucket, run.prefix("scan"))
 
 
-def _collect_and_report(run):
+def _collect(run):
     for refs in steps.plan_fleet(run)["waves"].values():
         for ref in refs:
             steps.collect_shard(run, ref)
-    return steps.report(run)
+    return steps.read_records(run, "raw")
+
+
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def collected(sandbox):
+    """One calm collection of the whole fleet, shared by the probes below."""
+    run = make_run("faults-calm", fleet_config(reports={"bucket": "pc-test-reports", "prefix": "pc-faults"}))
+    run.run_after = NOW
+    return run, _collect(run)
 
 
 def _published(run):
@@ -79,21 +91,16 @@ def _published(run):
     return {k: run.hub.client("s3").get_object(Bucket=run.bucket, Key=k)["Body"].read() for k in keys}
 
 
-def test_republishing_a_run_writes_the_same_bytes(sandbox):
-    cfg = fleet_config(reports={"bucket": "pc-test-reports", "prefix": "pc-republish"})
-    run = make_run("faults-republish", cfg)
-    _collect_and_report(run)
+def test_republishing_a_run_writes_the_same_bytes(collected):
+    run, _ = collected
+    steps.report(run)
     first = _published(run)
     steps.report(run)  # a retried report task
     assert _published(run) == first and len(first) > 8
 
 
-def test_the_account_without_the_member_role_is_recorded_and_the_others_are_collected(sandbox):
-    run = make_run("faults-missing-role")
-    for refs in steps.plan_fleet(run)["waves"].values():
-        for ref in refs:
-            steps.collect_shard(run, ref)
-    docs = steps.read_records(run, "raw")
+def test_the_account_without_the_member_role_is_recorded_and_the_others_are_collected(sandbox, collected):
+    _, docs = collected
     roleless = {a["id"] for a in sandbox.fleet["accounts"] if not a["has_role"] and a["state"] == "ACTIVE"}
     down = [d for d in docs if d["status"] == "UNREACHABLE"]
     assert {d["target"]["account_id"] for d in down} == roleless
@@ -101,40 +108,35 @@ def test_the_account_without_the_member_role_is_recorded_and_the_others_are_coll
     assert sum(len(d["instance_information"]) for d in docs if d["status"] == "OK") > 20
 
 
-def test_throttling_30_percent_gives_identical_tables(sandbox):
-    """Standard retry mode absorbs ThrottlingException (docs/aws-behaviours.md §18): same tables, row for row."""
-    cfg = fleet_config(reports={"bucket": "pc-test-reports", "prefix": "pc-throttle"})
-    now = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
-    calm = make_run("faults-calm", cfg)
-    calm.run_after = now
-    throttled = make_run("faults-throttled", cfg)
-    throttled.run_after = now
-    for run in (calm, throttled):
-        if run is throttled:
-            sandbox.set_faults({"throttle": {"ssm.*": 0.3, "organizations.*": 0.3, "ec2.*": 0.3}})
-        try:
-            for refs in steps.plan_fleet(run)["waves"].values():
-                for ref in refs:
-                    steps.collect_shard(run, ref)
-        finally:
-            sandbox.set_faults({})
-    from include.patch_compliance.transform.build import build_tables
-
-    def tables(run):
-        out = build_tables(
-            steps.read_records(run, "raw"),
+def _tables(run, docs):
+    return {
+        name: frame.drop(columns=["run_id"])
+        for name, frame in build_tables(
+            docs,
             [],
             None,
             run_id="same",
             dag_id=run.dag_id,
-            snapshot_date=now.date(),
-            now=now,
-            sla_days=cfg.thresholds.sla_days,
-            stale_after_days=cfg.collect.stale_after_days,
-        )
-        return {name: frame.drop(columns=["run_id"]) for name, frame in out.items()}
+            snapshot_date=NOW.date(),
+            now=NOW,
+            sla_days=run.cfg.thresholds.sla_days,
+            stale_after_days=run.cfg.collect.stale_after_days,
+        ).items()
+    }
 
-    a, b = tables(calm), tables(throttled)
+
+def test_throttling_30_percent_gives_identical_tables(sandbox, collected):
+    """Standard retry mode absorbs ThrottlingException (docs/aws-behaviours.md §18): same tables, row for row."""
+    calm, calm_docs = collected
+    throttled = make_run("faults-throttled", calm.cfg)
+    sandbox.set_faults({"throttle": {"ssm.*": 0.3, "organizations.*": 0.3, "ec2.*": 0.3}})
+    sandbox.reset_calls()
+    try:
+        docs = _collect(throttled)
+    finally:
+        sandbox.set_faults({})
+    assert not [d for d in docs if d["warnings"]]
+    a, b = _tables(calm, calm_docs), _tables(throttled, docs)
     for name in a:
         assert a[name].equals(b[name]), name
     assert len(a["nodes"]) > 20
