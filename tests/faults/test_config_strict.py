@@ -8,9 +8,6 @@ data; IAM role names: IAM API reference, CreateRole ``RoleName`` and ``Path`` (d
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -114,32 +111,25 @@ def test_iam_role_with_a_path_is_accepted():
     assert cfg.access.member_role_name == "ops/patching/PatchComplianceScanRole"
 
 
-PARSE = r"""
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-print(json.dumps({"errors": {k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags)}))
-"""
+def _parse(monkeypatch, config: str | None) -> dict:
+    """Parse the DAG folder as the DAG processor does, with PATCH_COMPLIANCE_CONFIG set to ``config`` (or unset)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    if config is None:
+        monkeypatch.delenv("PATCH_COMPLIANCE_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("PATCH_COMPLIANCE_CONFIG", config)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    return {"errors": {k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags)}
 
 
-def _parse(config: str | None) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PATCH_COMPLIANCE_CONFIG", None)
-    if config is not None:
-        env["PATCH_COMPLIANCE_CONFIG"] = config
-    out = subprocess.run(
-        [sys.executable, "-c", PARSE, str(ROOT / "dags")], env=env, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_a_broken_config_is_a_dag_import_error_naming_the_field(tmp_path):
+def test_a_broken_config_is_a_dag_import_error_naming_the_field(tmp_path, monkeypatch):
     data = yaml.safe_load((ROOT / "sandbox" / "fleet-config.yaml").read_text())
     data["scan"]["allow_install"] = "yes"
     data["reports"]["bucket"] = "192.168.1.1"
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps(data))
-    result = _parse(str(bad))
+    result = _parse(monkeypatch, str(bad))
     assert set(result["errors"]) == {
         "patch_compliance_scan.py",
         "patch_compliance_collect.py",
@@ -150,7 +140,21 @@ def test_a_broken_config_is_a_dag_import_error_naming_the_field(tmp_path):
     assert result["dags"] == []  # no DAG with a silently different shape or schedule
 
 
-def test_an_unset_config_still_parses_with_the_default_layout():
-    result = _parse(None)
+def test_an_unset_config_still_parses_with_the_default_layout(monkeypatch):
+    result = _parse(monkeypatch, None)
     assert result["errors"] == {}
     assert {"patch_compliance_scan", "patch_compliance_collect", "patch_compliance_trends"} <= set(result["dags"])
+
+
+@pytest.mark.parametrize(
+    ("regions", "expected"),
+    [(["us-east-9"], "not a region of any AWS partition"), (["eu-west-1", "cn-north-1"], "one partition")],
+)
+def test_run_param_regions_are_checked_like_the_config(regions, expected):
+    """The trigger form's regions replace the config's for one run: same rules, refused before any AWS call."""
+    from include.patch_compliance.orchestration.airflow_tasks import _discover
+    from include.patch_compliance.runtime import RunContext
+
+    run = RunContext(cfg=parse_config(MINIMAL), dag_id="patch_compliance_scan", run_id="r", hub=None)
+    with pytest.raises(ValueError, match=rf"run param regions .*{expected}"):
+        _discover(run, {"regions": regions, "operation": "Scan"})
