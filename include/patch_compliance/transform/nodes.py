@@ -257,7 +257,8 @@ def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> 
         default="SCANNED",
     )
     raw = {column: _raw(frame, column) for column in ENUM_COLUMNS}
-    frame[UNRECOGNISED] = pd.Series(unrecognised_list(len(frame), raw), dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    unrecognised = unrecognised_list(len(frame), raw)
+    frame[UNRECOGNISED] = pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type), index=frame.index)
     return frame.drop(columns=[f"_raw_{c}" for c in ENUM_COLUMNS if f"_raw_{c}" in frame])
 
 
