@@ -12,16 +12,20 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
+from unittest import mock
 
 import boto3
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from moto import mock_aws
 
 from include.patch_compliance import steps
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import parse_config
+from include.patch_compliance.orchestration.operators import PublishReportOperator
 from include.patch_compliance.runtime import RunContext
 from tests.fixtures.raw.builders import (
     NOW,
@@ -182,3 +186,30 @@ def test_a_run_that_read_nothing_publishes_nothing(run):
     assert not run.hub.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="pc/latest/").get("Contents")
     with pytest.raises(steps.NothingToPublish, match="discover did not succeed"):
         steps.report(run, discovered=False)
+
+
+def test_a_partial_collection_is_still_published(run):
+    """A wave whose collect failed leaves no raw documents; what the other wave collected is published (and the
+    final gate fails the run): nothing already collected is lost."""
+    other = target("222222222222", wave="canary")
+    run.put(run.key("plan"), {"waves": {"canary": [[other]], "workloads": [[target()]]}, "skipped": []})
+    run.put(run.key("raw", "workloads", 0), [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
+    result = steps.report(run)  # no raw/canary/ at all: that wave's collect task failed
+    assert result["totals"]["nodes"] == 1
+    assert run.hub.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="pc/latest/")["KeyCount"] == 2
+
+
+@pytest.mark.parametrize(("plan", "published"), [(None, False), ({"plan_uri": "s3://x/plan.json.gz"}, True)])
+def test_the_report_task_publishes_only_after_discover_succeeded(run, plan, published):
+    run.put(run.key("plan"), {"waves": {"workloads": [[target()]]}, "skipped": []})
+    run.put(run.key("raw", "workloads", 0), [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: plan if task_ids == "discover" else None, xcom_push=lambda **kw: 0)
+    operator = PublishReportOperator(task_id="report")
+    with mock.patch("include.patch_compliance.runtime.RunContext.from_airflow", return_value=run):
+        if published:
+            assert operator.execute({"ti": ti})["totals"]["nodes"] == 1
+        else:
+            with pytest.raises(AirflowFailException, match="discover did not succeed.*nothing was published"):
+                operator.execute({"ti": ti})
+    latest = run.hub.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="pc/latest/").get("KeyCount", 0)
+    assert latest == (2 if published else 0)
