@@ -70,12 +70,15 @@ def read_parquet_bytes(body: bytes, table: TableSchema, snapshot_date: date) -> 
 
 
 # OWASP "CSV Injection": a cell starting with one of these is a formula to spreadsheet programs.
-FORMULA_START = r"^[=+\-@\t\r]"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_formulas(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Prefix ``'`` to every string cell a spreadsheet would evaluate (``=HYPERLINK(...)``, ``+cmd``, ``@SUM``)."""
-    formula = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
+    first = pc.utf8_slice_codeunits(column, 0, 1)
+    formula = pc.fill_null(pc.is_in(first, value_set=pa.array(FORMULA_START)), False)
+    if not pc.any(formula).as_py():
+        return column
     return pc.if_else(formula, pc.binary_join_element_wise("'", column, ""), column)
 
 
