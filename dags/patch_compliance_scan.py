@@ -13,7 +13,9 @@ then collects both result channels and publishes the reports.
    wave's failure ratio is under `scan.install_max_failure_ratio`.
 3. **report** builds the pandas tables and publishes Parquet/CSV/HTML to S3; **security_hub** imports one
    finding per non-compliant node; **final_gate** fails the run, *after* everything is published, when too many
-   account-regions were unreachable or a wave was held back.
+   account-regions were unreachable or a wave was held back. **report** runs when a wave failed (what was
+   collected is published), but publishes nothing, and fails saying why, when discover was refused or failed or
+   no account-region could be read: the dashboard and the next run's delta keep the last good run.
 
 A failed node (Failed, Undeliverable, timed out) does **not** fail the run: it is data in the report.
 Configuration: the YAML file named by `$PATCH_COMPLIANCE_CONFIG` (see `config.example.yaml`).

@@ -2,16 +2,17 @@
 
 The page is a server-rendered FastAPI app (see ``include/patch_compliance/ui/app.py`` for why not a React app),
 mounted by the api-server at ``/patch-compliance`` and shown in the Airflow nav in an iframe (``url_route``).
-Every route requires an Airflow login (``requires_authenticated``): plugin apps are not protected by default.
-Loading the plugin builds the app object only; the config and AWS are read per request.
+Plugin apps are not protected by default: every data route requires a login and read access to the runs of the
+scan and collect DAGs (``ui/access.py``: 401 without a login, 403 without access). Loading the plugin builds the
+app object only; the config and AWS are read per request.
 """
 
 from __future__ import annotations
 
-from airflow.api_fastapi.core_api.security import requires_authenticated
 from airflow.plugins_manager import AirflowPlugin
 
 from include.patch_compliance.orchestration.links import S3ReportLink, SecurityHubFindingsLink, SsmRunCommandLink
+from include.patch_compliance.ui.access import fleet_access
 from include.patch_compliance.ui.app import create_app
 
 URL_PREFIX = "/patch-compliance"
@@ -21,7 +22,7 @@ class PatchCompliancePlugin(AirflowPlugin):
     name = "patch_compliance"
     fastapi_apps = [
         {
-            "app": create_app(dependencies=[requires_authenticated()]),
+            "app": create_app(dependencies=fleet_access()),
             "url_prefix": URL_PREFIX,
             "name": "Patch compliance",
         }

@@ -23,7 +23,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `commands` (
   `requested_at`           timestamp,
   `started_at`             timestamp,
   `finished_at`            timestamp,
-  `error`                  string
+  `error`                  string,
+  `unrecognised`           array<string>
 )
 PARTITIONED BY (`snapshot_date` string)
 STORED AS PARQUET

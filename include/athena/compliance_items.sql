@@ -27,7 +27,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `compliance_items` (
   `installed_time`    timestamp,
   `execution_id`      string,
   `execution_type`    string,
-  `execution_time`    timestamp
+  `execution_time`    timestamp,
+  `unrecognised`      array<string>
 )
 PARTITIONED BY (`snapshot_date` string)
 STORED AS PARQUET

@@ -14,6 +14,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `nodes` (
   `wave`                            string,
   `target_status`                   string,
   `target_error`                    string,
+  `target_error_stage`              string,
   `instance_id`                     string,
   `instance_name`                   string,
   `resource_type`                   string,
@@ -47,7 +48,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `nodes` (
   `invocation_status_details`       string,
   `highest_missing_severity`        string,
   `non_compliant_patches`           bigint,
-  `sla_breaches`                    bigint
+  `sla_breaches`                    bigint,
+  `unrecognised`                    array<string>
 )
 PARTITIONED BY (`snapshot_date` string)
 STORED AS PARQUET

@@ -24,7 +24,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `patches` (
   `age_days`        bigint,
   `sla_days`        bigint,
   `sla_due`         timestamp,
-  `sla_breached`    boolean
+  `sla_breached`    boolean,
+  `unrecognised`    array<string>
 )
 PARTITIONED BY (`snapshot_date` string)
 STORED AS PARQUET

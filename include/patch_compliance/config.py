@@ -1,8 +1,12 @@
-"""Typed configuration: one YAML file, validated when a task starts (never at DAG parse time).
+"""Typed configuration: one YAML file, validated in full when the DAG files are parsed and when a task starts.
 
 The file is named by the env var ``PATCH_COMPLIANCE_CONFIG``; there is no default, so a deployment can never run
 on somebody else's settings (the emulator's own file is ``sandbox/fleet-config.yaml``, passed explicitly by
 ``make demo``/``make airflow`` and the tests). ``config.example.yaml`` documents every key for real AWS.
+
+Strict on purpose: booleans are YAML ``true``/``false`` only, names follow the rules AWS applies (S3 buckets, IAM
+roles, the regions of one partition, docs/aws-behaviours.md §31), and an invalid file is a DAG import error that
+names the field, never a DAG with a silently different shape.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName
 from include.patch_compliance.vocab import (
     ACCOUNT_ID_PATTERN,
     OU_REF_PATTERN,
     PATCH_DOCUMENT,
-    REGION_PATTERN,
     REMEDIATION_WAVES,
     SEVERITIES,
     WAVE_NAME_PATTERN,
@@ -65,8 +69,8 @@ class AccessConfig(_Model):
     """How the orchestrator reaches member accounts."""
 
     aws_conn_id: str = "aws_default"
-    member_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")] = "PatchComplianceScanRole"
-    external_id: Annotated[str, Field(pattern=r"^[\w+=,.@:/-]+$", min_length=2, max_length=1224)] | None = None
+    member_role_name: RoleName = "PatchComplianceScanRole"
+    external_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+=,.@:/-]+$", min_length=2, max_length=1224)] | None = None
     session_duration_seconds: Annotated[int, Field(ge=900, le=43200)] = 3600
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
 
@@ -76,7 +80,7 @@ class WaveConfig(_Model):
 
     name: Annotated[str, Field(pattern=WAVE_NAME_PATTERN)]
     ous: list[Annotated[str, Field(pattern=WAVE_OU_REF)]] = Field(min_length=1)
-    parallel_with_previous: bool = False
+    parallel_with_previous: StrictBool = False
 
 
 class TargetsConfig(_Model):
@@ -97,26 +101,26 @@ class TargetsConfig(_Model):
 class WaitConfig(_Model):
     poke_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     timeout_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3 * 3600
-    deferrable: bool = True
+    deferrable: StrictBool = True
 
 
 class ScanConfig(_Model):
     document_name: Literal["AWS-RunPatchBaseline"] = PATCH_DOCUMENT
     # The operation is a run param (default Scan); Install needs this opt-in as well (see scan/command.py).
-    allow_install: bool = False
+    allow_install: StrictBool = False
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "NoReboot"
     targets: TargetsConfig = TargetsConfig()
     max_concurrency: Annotated[str, Field(pattern=MAX_CONCURRENCY)] = "10%"
     max_errors: Annotated[str, Field(pattern=MAX_ERRORS)] = "10%"
     timeout_seconds: Annotated[int, Field(ge=30, le=2_592_000)] = 600
-    output_s3_bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
-    output_s3_prefix: Annotated[str, Field(max_length=500)] | None = None
+    output_s3_bucket: BucketName | None = None
+    output_s3_prefix: Annotated[KeyPrefix, Field(max_length=500)] | None = None
     install_max_failure_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
     wait: WaitConfig = WaitConfig()
 
 
 class CollectConfig(_Model):
-    compliance_items: bool = Field(True, description="ListComplianceItems per node: one more call per node")
+    compliance_items: StrictBool = Field(True, description="ListComplianceItems per node: one more call per node")
     stale_after_days: Annotated[int, Field(ge=1, le=365)] = 7
 
 
@@ -163,19 +167,15 @@ def _first_shared_fire_time(a: str, b: str, horizon: int = 2000) -> str | None:
 
 
 class ReportsConfig(_Model):
-    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]*$", max_length=200)] = "patch-compliance"
+    bucket: BucketName
+    prefix: Annotated[KeyPrefix, Field(max_length=200)] = "patch-compliance"
     kms_key_id: str | None = None
     history_runs: Annotated[int, Field(ge=1, le=365)] = 30
-
-    @field_validator("prefix")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip("/")
 
 
 class ThresholdsConfig(_Model):
     max_unreachable_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    # Account-regions whose Security Hub import failed, over those attempted; the final gate fails above it.
     max_securityhub_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
     sla_days: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: {
@@ -201,8 +201,8 @@ class ThresholdsConfig(_Model):
 
 
 class SecurityHubConfig(_Model):
-    enabled: bool = True
-    skip_if_native_export: bool = True
+    enabled: StrictBool = True
+    skip_if_native_export: StrictBool = True
     max_patches_per_finding: Annotated[int, Field(ge=0, le=100)] = 20
 
 
@@ -254,7 +254,7 @@ class RemediationConfig(_Model):
 
 
 class FleetConfig(_Model):
-    regions: list[Annotated[str, Field(pattern=REGION_PATTERN)]] = Field(min_length=1)
+    regions: Regions
     organization: OrganizationConfig = OrganizationConfig()
     access: AccessConfig = AccessConfig()
     waves: list[WaveConfig] = Field(default_factory=lambda: [WaveConfig(name="all", ous=["*"])], min_length=1)
@@ -309,6 +309,8 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "string_pattern_mismatch":
         message = f"does not match the allowed pattern {error['ctx']['pattern']}"
+    elif error["type"] == "bool_type":
+        message = "must be the YAML boolean true or false, unquoted (not yes/no/on/off, a number or a string)"
     return f"{field_path}: {shown} is not allowed: {message}"
 
 
@@ -338,10 +340,24 @@ def config_path() -> Path:
     return Path(value)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false (any case) are booleans; yes/no/on/off stay strings, so a quoted or
+    YAML-1.1 "yes" can never switch Install on."""
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_raw(path: Path | None = None) -> dict[str, Any]:
     path = path or config_path()
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found; set {CONFIG_ENV} to a YAML file") from None
     except yaml.YAMLError as exc:
@@ -354,48 +370,41 @@ def load_config(path: Path | None = None) -> FleetConfig:
     return parse_config(load_raw(path), str(path))
 
 
-def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Waves (name, OUs, parallel flag) and schedule for DAG *structure*, read leniently at parse time: a local
-    file, no AWS, no validation. A broken file must not break parsing; the first task reports it in full."""
+def dag_config(path: Path | None = None) -> FleetConfig | None:
+    """The config for DAG *structure* at parse time (a local file, no AWS). None when no file is named: the DAGs
+    parse with the default layout and their first task fails with ConfigMissing's message. A file that is
+    missing or invalid raises ConfigError, which Airflow shows as the DAG file's import error naming the field."""
     try:
-        raw = load_raw(path)
-        waves = [
-            {
-                "name": str(w["name"]),
-                "ous": [str(o) for o in w.get("ous", [])],
-                "parallel": bool(w.get("parallel_with_previous", False)),
-            }
-            for w in raw.get("waves") or []
-            if re.match(WAVE_NAME_PATTERN, str(w.get("name")))
-        ]
-        schedule = (raw.get("orchestration") or {}).get("schedule", "0 3 * * *")
-        return waves or [{"name": "all", "ous": ["*"], "parallel": False}], schedule
-    except Exception:  # noqa: BLE001 - parse time must never fail on config; the task reports it
-        return [{"name": "all", "ous": ["*"], "parallel": False}], None
+        return load_config(path)
+    except ConfigMissing:
+        return None
+
+
+DEFAULT_WAVES = [{"name": "all", "ous": ["*"], "parallel": False}]
+
+
+def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Waves (name, OUs, parallel flag) and patch_compliance_scan's schedule (None without a config)."""
+    cfg = dag_config(path)
+    if cfg is None:
+        return [dict(w) for w in DEFAULT_WAVES], None
+    waves = [{"name": w.name, "ous": list(w.ous), "parallel": w.parallel_with_previous} for w in cfg.waves]
+    return waves, cfg.orchestration.schedule
 
 
 def collect_schedule(path: Path | None = None) -> str | None:
-    """patch_compliance_collect's schedule at parse time, read leniently like ``wave_layout``."""
-    try:
-        return (load_raw(path).get("orchestration") or {}).get("collect_schedule")
-    except Exception:  # noqa: BLE001 - parse time must never fail on config
-        return None
+    """patch_compliance_collect's schedule at parse time (None: manual, also without a config)."""
+    cfg = dag_config(path)
+    return cfg.orchestration.collect_schedule if cfg else None
 
 
 def remediation_schedule(path: Path | None = None) -> str | None:
-    """patch_compliance_remediate's schedule at parse time (manual unless set), read leniently like ``wave_layout``."""
-    try:
-        return (load_raw(path).get("remediation") or {}).get("schedule")
-    except Exception:  # noqa: BLE001 - parse time must never fail on config
-        return None
+    """patch_compliance_remediate's schedule at parse time (None: manual, also without a config)."""
+    cfg = dag_config(path)
+    return cfg.remediation.schedule if cfg else None
 
 
 def reports_location(path: Path | None = None) -> tuple[str, str]:
-    """(bucket, prefix) for Asset URIs at parse time, read leniently like ``wave_layout``."""
-    try:
-        reports = load_raw(path).get("reports") or {}
-        return str(reports.get("bucket") or "patch-compliance-reports"), str(
-            reports.get("prefix", "patch-compliance")
-        ).strip("/")
-    except Exception:  # noqa: BLE001 - parse time must never fail on config
-        return "patch-compliance-reports", "patch-compliance"
+    """(bucket, prefix) for Asset URIs at parse time; placeholders without a config."""
+    cfg = dag_config(path)
+    return (cfg.reports.bucket, cfg.reports.prefix) if cfg else ("patch-compliance-reports", "patch-compliance")

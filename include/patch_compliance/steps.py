@@ -4,6 +4,7 @@ in Airflow tasks and operators, and DAG files only wire those."""
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,7 +14,10 @@ from include.patch_compliance.discover.org import walk_organization
 from include.patch_compliance.discover.plan import Plan, build_plan
 from include.patch_compliance.runtime import RunContext
 from include.patch_compliance.storage import get_bytes, list_keys, object_exists, parse_s3_uri, put_bytes
+from include.patch_compliance.vocab import FLEET_DAG_IDS
 from include.patch_compliance.wait.status import failure_ratio
+
+log = logging.getLogger(__name__)
 
 
 def plan_fleet(run: RunContext, ou_ids: list[str] | None = None, regions: list[str] | None = None) -> dict[str, Any]:
@@ -76,7 +80,12 @@ def wave_gate(
 
 
 def _gate_decision(run: RunContext, wave: str) -> dict[str, Any] | None:
-    key = run.key("gate", wave)
+    return staged(run, "gate", wave)
+
+
+def staged(run: RunContext, kind: str, wave: str | None = None, shard: int | None = None) -> Any | None:
+    """This run's staging object of ``kind`` if an earlier attempt wrote it, else None."""
+    key = run.key(kind, wave, shard)
     return run.get(key) if key in list_keys(run.hub, run.bucket, key) else None
 
 
@@ -150,23 +159,57 @@ def _security_hub_reason(run: RunContext) -> str | None:
     )
 
 
-def report(run: RunContext) -> dict[str, Any]:
+class NothingToPublish(RuntimeError):
+    """The run has nothing that may replace the published reports; the message says why. ``latest/``, the
+    history and the tables stay as the last good run left them."""
+
+
+def publishable_docs(run: RunContext, *, discovered: bool) -> list[dict[str, Any]]:
+    """This run's raw documents, if they may be published: discover succeeded and at least one account-region
+    was read. Some waves failing is fine (what was collected is published and the final gate fails the run);
+    a run that was refused, failed in discover or read nothing would publish an empty fleet, move ``latest/``
+    and become the previous snapshot, so the next good run would report every node and patch as new."""
+    kept = "nothing was published: latest/, the history and the tables still show the last good run"
+    if not discovered:
+        raise NothingToPublish(f"discover did not succeed in this run (refused or failed: see its log), so {kept}")
+    docs = read_records(run, "raw")
+    readable = [d for d in docs if d["status"] == "OK"]
+    if not readable:
+        codes = sorted({str((d.get("error") or {}).get("code")) for d in docs})
+        raise NothingToPublish(
+            f"no account-region was collected in this run ({len(docs)} staged, all unreachable: {codes}); {kept}"
+        )
+    return docs
+
+
+def report(run: RunContext, *, discovered: bool = True) -> dict[str, Any]:
     """Build the run's tables from everything staged (raw documents, command outcomes, the previous snapshot of
-    this DAG) and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical."""
+    this DAG) and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical.
+    Raises NothingToPublish (before writing anything) when the run has nothing publishable (``publishable_docs``).
+    """
     from include.patch_compliance.publish.reports import build_and_publish
 
     reports = run.cfg.reports
+    docs = publishable_docs(run, discovered=discovered)
     published = build_and_publish(
         run.hub,
         reports,
-        read_records(run, "raw"),
+        docs,
         read_records(run, "commands"),
         run_id=run.run_id,
         dag_id=run.dag_id,
         now=run.run_after,
         sla_days=run.cfg.thresholds.sla_days,
         stale_after_days=run.cfg.collect.stale_after_days,
+        skipped=load_plan(run).skipped,
     )
+    unrecognised = published.summary["unrecognised"]
+    if unrecognised:
+        log.warning(
+            "values AWS sent that this version does not know (kept as UNKNOWN, counted in summary.json "
+            "under unrecognised): %s",
+            json.dumps(unrecognised, sort_keys=True),
+        )
     written = published.written
     return {
         "totals": published.summary["totals"],
@@ -243,9 +286,7 @@ def trends(run: RunContext) -> dict[str, Any]:
 
     reports = run.cfg.reports
     history = [
-        e
-        for dag_id in ("patch_compliance_scan", "patch_compliance_collect")
-        for e in load_history(run.hub, reports, dag_id, limit=reports.history_runs)
+        e for dag_id in FLEET_DAG_IDS for e in load_history(run.hub, reports, dag_id, limit=reports.history_runs)
     ]
     frame = fleet_daily(history)
     written = publish_fleet_daily(run.hub, reports, frame)

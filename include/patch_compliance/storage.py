@@ -160,6 +160,27 @@ def object_exists(ctx: AwsContext, bucket: str, key: str) -> bool:
     return True
 
 
+# DeleteObjects takes at most 1,000 keys per request (Amazon S3 API reference, DeleteObjects).
+MAX_DELETE_KEYS = 1000
+
+
+def delete_keys(ctx: AwsContext, bucket: str, keys: list[str]) -> None:
+    """Delete ``keys`` (DeleteObjects in batches of 1,000); a key that does not exist counts as deleted."""
+    s3 = ctx.client("s3")
+    for start in range(0, len(keys), MAX_DELETE_KEYS):
+        batch = keys[start : start + MAX_DELETE_KEYS]
+        try:
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        except ClientError as exc:
+            raise StorageError(f"cannot delete from s3://{bucket}: {error_code(exc)}: {exc}") from exc
+        errors = answer.get("Errors") or []
+        if errors:
+            raise StorageError(
+                f"cannot delete {len(errors)} objects from s3://{bucket}, e.g. {errors[0].get('Key')}: "
+                f"{errors[0].get('Code')}; check s3:DeleteObject"
+            )
+
+
 def _json_default(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -21,6 +21,9 @@ OU_REF_PATTERN = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|Root(/[^/]+)*)$"
 # A wave name is a task group id and a staging key segment.
 WAVE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
+# The DAGs whose runs produce the fleet's reports (the page shows their data; trends reads their history).
+FLEET_DAG_IDS = ("patch_compliance_scan", "patch_compliance_collect")
+
 # The SSM document the scans run (Scan, or Install with the opt-in).
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 # The GeneratorId stamped on every Security Hub finding of ours (one finding per node); the console link

@@ -80,10 +80,17 @@ def test_missing_and_broken_files_are_clear(tmp_path):
         load_config(broken)
 
 
-def test_wave_layout_never_fails_at_parse_time(tmp_path):
+def test_wave_layout_raises_on_a_broken_file_and_defaults_without_one(tmp_path, monkeypatch):
     broken = tmp_path / "broken.yaml"
     broken.write_text(": : :")
-    assert wave_layout(broken) == ([{"name": "all", "ous": ["*"], "parallel": False}], None)
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        wave_layout(broken)
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(yaml.safe_dump({**MINIMAL, "waves": [{"name": "a", "ous": ["*"], "parallel_with_previous": 1}]}))
+    with pytest.raises(ConfigError, match=r"waves\.0\.parallel_with_previous"):
+        wave_layout(invalid)
+    monkeypatch.delenv("PATCH_COMPLIANCE_CONFIG", raising=False)
+    assert wave_layout() == ([{"name": "all", "ous": ["*"], "parallel": False}], None)
     waves, schedule = wave_layout(ROOT / "sandbox" / "fleet-config.yaml")
     assert [w["name"] for w in waves] == ["canary", "infrastructure", "workloads"]
     assert schedule == "0 3 * * *"

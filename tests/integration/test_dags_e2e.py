@@ -63,11 +63,12 @@ def world(tmp_path_factory):
         yield sb, env, airflow, tmp_path_factory.mktemp("configs")
 
 
-def _dags_test(world, dag_id: str, config: Path) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+def _dags_test(world, dag_id: str, config: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    """``airflow dags test <dag_id> [args]`` with ``config``; (result, emulator calls made during the run)."""
     sb, env, airflow, _ = world
     sb.reset_calls()
     result = subprocess.run(
-        [airflow, "dags", "test", dag_id],
+        [airflow, "dags", "test", dag_id, *args],
         env={**env, "PATCH_COMPLIANCE_CONFIG": str(config)},
         cwd=ROOT,
         capture_output=True,

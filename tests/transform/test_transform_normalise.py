@@ -75,3 +75,46 @@ def test_epoch_seconds_are_accepted_and_zero_is_null():
 def test_unparseable_time_names_the_field():
     with pytest.raises(ValueError, match=r"patches\[\]\.InstalledTime: 'yesterday' is not an ISO-8601 time"):
         normalise.parse_time_strings(pa.array(["2026-11-29T01:02:03Z", "yesterday"]), "patches[].InstalledTime")
+
+
+@pytest.mark.parametrize(
+    ("ours", "service", "shape"),
+    [
+        ("PATCH_STATES", "ssm", "PatchComplianceDataState"),
+        ("COMPLIANCE_ITEM_STATUSES", "ssm", "ComplianceStatus"),
+        ("COMPLIANCE_SEVERITIES", "ssm", "ComplianceSeverity"),
+        ("PING_STATUSES", "ssm", "PingStatus"),
+        ("PLATFORM_TYPES", "ssm", "PlatformType"),
+        ("RESOURCE_TYPES", "ssm", "ResourceType"),
+        ("PATCH_OPERATIONS", "ssm", "PatchOperationType"),
+        ("COMMAND_STATUSES", "ssm", "CommandStatus"),
+        ("INVOCATION_STATUSES", "ssm", "CommandInvocationStatus"),
+        ("EC2_STATES", "ec2", "InstanceStateName"),
+    ],
+)
+def test_vocabularies_are_the_botocore_model_enums_aws_behaviours_27(ours, service, shape):
+    """When botocore learns a new value, this fails: add it (and decide what it means) instead of reading it as
+    UNKNOWN forever."""
+    import botocore.session
+
+    from include.patch_compliance.transform import schema
+
+    model = botocore.session.get_session().get_service_model(service)
+    assert sorted(getattr(schema, ours)) == sorted(model.shape_for(shape).enum)
+
+
+def test_unknown_enum_values_become_unknown_and_are_kept_raw_aws_behaviours_27():
+    values, raw = normalise.normalise_enum(
+        pa.array(["Missing", " Hibernated ", "", None]), ("MISSING",), normalise.patch_state
+    )
+    assert values.to_pylist() == ["MISSING", "UNKNOWN", None, None]
+    assert raw.to_pylist() == [None, "Hibernated", None, None]
+    lists = normalise.unrecognised_list(4, {"state": raw, "other": pa.array([None, "x", None, "y"])})
+    assert lists.to_pylist() == [[], ["state=Hibernated", "other=x"], [], ["other=y"]]
+    assert normalise.unrecognised_list(2, {"state": pa.nulls(2, pa.string())}).to_pylist() == [[], []]
+
+
+def test_vendor_severities_the_mapping_does_not_know_are_unspecified_and_flagged():
+    raw = pa.array(["Critical", "Standard", "n/a", "Bogus", "", None])
+    assert normalise.normalise_severity(raw).to_pylist() == ["CRITICAL", *["UNSPECIFIED"] * 5]
+    assert normalise.unrecognised_severity(raw).to_pylist() == [None, None, None, "Bogus", None, None]

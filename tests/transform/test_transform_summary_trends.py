@@ -35,6 +35,9 @@ SUMMARY_KEYS = [
     "by_ou",
     "worst_accounts",
     "trend",
+    "unreachable",
+    "skipped",
+    "unrecognised",
     "security_hub",
     "tables",
 ]
@@ -128,6 +131,18 @@ def test_summary_shape_and_figures():
         "compliant_pct": 50.0,
     }
     assert summary["trend"] == [{"run_id": "r1", "snapshot_date": "2026-11-29", "nodes": 3, "compliant_pct": 66.67}]
+    assert summary["unreachable"] == [
+        {
+            "account_id": "444444444444",
+            "account_name": "prod-a",
+            "ou_path": "Root/Dev",
+            "region": "eu-west-1",
+            "wave": "workloads",
+            "stage": "assume_role",
+            "error_code": "AccessDenied",
+        }
+    ]
+    assert summary["skipped"] == [] and summary["unrecognised"] == {}
 
 
 def test_trend_merges_history_drops_rerun_and_caps():

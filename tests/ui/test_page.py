@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
+from unittest import mock
 
 import boto3
 import pytest
@@ -219,3 +220,63 @@ def test_empty_fleet_first_run_renders_without_figures_to_divide(client: TestCli
     assert "No OU data in this run." in html and "No earlier runs yet." in html
     assert f'data-run-report="{LATEST_RUN}" href="/runs/{safe_run_id(LATEST_RUN)}/report"' in html
     assert "Security Hub (this run)" not in html
+
+
+class _DagAuth:
+    """Auth manager stand-in: may the user read the runs of this DAG (``is_authorized_dag``, as Airflow asks)."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.asked: list[tuple[str, str, str]] = []
+
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None) -> bool:
+        self.asked.append((method, access_entity.value, details.id))
+        return details.id in self.allowed
+
+
+@pytest.mark.parametrize(
+    ("allowed", "expected"),
+    [
+        (set(), 403),
+        ({"patch_compliance_scan"}, 403),  # the page also shows the collect DAG's runs
+        ({"patch_compliance_scan", "patch_compliance_collect"}, 200),
+    ],
+)
+def test_every_data_route_needs_read_access_to_both_dags(s3, allowed, expected) -> None:
+    from airflow.api_fastapi.core_api import security
+
+    from include.patch_compliance.ui.access import fleet_access
+
+    s3.create_bucket(Bucket=BUCKET)
+    publish(s3, make_summary())
+    app = create_app(lambda: ReportStore(s3, BUCKET, PREFIX, "aws"), dependencies=fleet_access())
+    app.dependency_overrides[security.get_user] = lambda: object()
+    auth = _DagAuth(allowed)
+    with (
+        mock.patch.object(security, "get_auth_manager", return_value=auth),
+        mock.patch.object(security.DagModel, "get_team_name", return_value=None),
+    ):
+        client = TestClient(app)
+        for path in ("/", "/api/summary", f"/runs/{safe_run_id(LATEST_RUN)}/report"):
+            assert client.get(path).status_code == expected, path
+        assert client.get("/static/page.css").status_code == 200  # no data: public
+    assert {a[:2] for a in auth.asked} == {("GET", "RUN")}
+
+
+def test_the_page_lists_unreachable_and_skipped_accounts(client: TestClient, s3) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    summary = make_summary()
+    summary["unreachable"] = [
+        {"account_id": "555555555555", "account_name": "no-role", "ou_path": "Root/Prod", "region": "eu-west-1",
+         "wave": "rest", "stage": "assume_role", "error_code": "AccessDenied"},
+    ]  # fmt: skip
+    summary["skipped"] = [
+        {"account_id": "777777777777", "account_name": "old", "ou_path": "Root/Sandbox", "reason": "SUSPENDED"}
+    ]
+    publish(s3, summary)
+    html = client.get("/").text
+    table = html.split('data-table="unreachable"', 1)[1].split("</table>", 1)[0]
+    for text in ("555555555555", "no-role", "eu-west-1", "assume_role", "AccessDenied"):
+        assert text in table
+    skipped = html.split('data-table="skipped"', 1)[1].split("</table>", 1)[0]
+    assert "777777777777" in skipped and "SUSPENDED" in skipped

@@ -36,8 +36,14 @@ def discover() -> dict[str, Any]:
 
 def _discover(run: RunContext, params: dict[str, Any]) -> dict[str, Any]:
     from include.patch_compliance import steps
+    from include.patch_compliance.naming import known_region, one_partition
     from include.patch_compliance.scan.command import resolve_operation
 
+    if params.get("regions"):
+        try:
+            one_partition([known_region(r) for r in params["regions"]])
+        except ValueError as exc:
+            raise ValueError(f"run param regions {params['regions']}: {exc}") from None
     if "operation" in params:
         operation = resolve_operation(params["operation"], run.cfg.scan)  # refuses Install without the opt-in
         parallel = [w.name for w in run.cfg.waves if w.parallel_with_previous]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.patch_compliance.orchestration.links import (
     S3ReportLink,
@@ -31,7 +32,8 @@ class PatchScanOperator(BaseOperator):
     """Send ``AWS-RunPatchBaseline`` (Scan, or Install with the opt-in) to every account-region of a shard.
 
     Retries never send a second command: each target is first searched for this run's earlier commands
-    (document, time window, Comment). Unreachable accounts and refused regions are recorded, not raised.
+    (document, time window, Comment), and keep the first attempt's ``sent_at`` (the wait deadline's start).
+    Unreachable accounts and refused regions are recorded, not raised.
 
     :param shard: the shard reference from the plan: ``{"wave", "shard", "label", "targets"}``.
     :param operation: ``Scan`` | ``Install``; ``None`` (default) takes the run's ``operation`` param.
@@ -48,8 +50,14 @@ class PatchScanOperator(BaseOperator):
         self.operation = operation
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include.patch_compliance import steps
         from include.patch_compliance.runtime import RunContext
-        from include.patch_compliance.scan.command import first_command, resolve_operation, scan_record
+        from include.patch_compliance.scan.command import (
+            first_command,
+            keep_first_sent_at,
+            resolve_operation,
+            scan_record,
+        )
 
         context["pc_label"] = self.shard.get("label", "")
         run = RunContext.from_airflow(context)
@@ -60,6 +68,7 @@ class PatchScanOperator(BaseOperator):
         targets, req = self.shard_request(run, operation, wave, shard)
         with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
             records = list(pool.map(lambda t: scan_record(run.members.get, t, req, started - LOOKBACK), targets))
+        records = keep_first_sent_at(records, steps.staged(run, "scan", wave, shard) or [])
         run.put(run.key("scan", wave, shard), records)
         for rec in records:
             self.log.info(
@@ -98,7 +107,9 @@ class PatchScanOperator(BaseOperator):
 
 class _PublishOperator(BaseOperator):
     """A publish step: runs even when a wave failed (trigger rule ``all_done``), so nothing already collected is
-    lost; the final gate still fails the run. Subclasses name the step body and store their console link."""
+    lost; the final gate still fails the run. Whether there is anything to publish is decided from what this run
+    produced (the upstream step's XCom, the staged data), never by publishing an empty run. Subclasses name the
+    step body and store their console link."""
 
     ui_color: ClassVar[str]
 
@@ -107,14 +118,18 @@ class _PublishOperator(BaseOperator):
         super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include.patch_compliance import steps
         from include.patch_compliance.runtime import RunContext
 
         run = RunContext.from_airflow(context)
-        result = self.publish(run)
+        try:
+            result = self.publish(run, context)
+        except steps.NothingToPublish as exc:  # the run's own data decides: a retry would say the same
+            raise AirflowFailException(str(exc)) from None
         self.link(context, run, result)
         return result
 
-    def publish(self, run: RunContext) -> dict[str, Any]:
+    def publish(self, run: RunContext, context: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
@@ -123,15 +138,24 @@ class _PublishOperator(BaseOperator):
 
 class PublishReportOperator(_PublishOperator):
     """Build the run's pandas tables from the staged raw documents and command outcomes, and publish Parquet
-    (Hive-partitioned), CSV, summary.json and the HTML report to S3; ``latest/`` is written last."""
+    (Hive-partitioned), CSV, summary.json and the HTML report to S3; ``latest/`` is written last. Fails without
+    writing anything when discover did not succeed or nothing was collected (``steps.publishable_docs``).
+
+    :param discover_task_id: the task whose XCom (the plan) shows that discover succeeded in this run.
+    """
 
     operator_extra_links = (S3ReportLink(),)
     ui_color = "#d8f5e0"
 
-    def publish(self, run: RunContext) -> dict[str, Any]:
+    def __init__(self, *, discover_task_id: str = "discover", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.discover_task_id = discover_task_id
+
+    def publish(self, run: RunContext, context: Any) -> dict[str, Any]:
         from include.patch_compliance import steps
 
-        return steps.report(run)
+        plan = context["ti"].xcom_pull(task_ids=self.discover_task_id)
+        return steps.report(run, discovered=bool(plan))
 
     def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:
         region = run.hub.session.region_name or "us-east-1"
@@ -141,14 +165,23 @@ class PublishReportOperator(_PublishOperator):
 class PublishFindingsOperator(_PublishOperator):
     """Import one Security Hub finding per non-compliant node into each node's own account-region, update the
     ones seen again and archive the remediated or vanished ones. Disabled hubs and unreachable accounts are
-    recorded, not fatal."""
+    recorded, not fatal. Skipped when the report step published nothing in this run.
+
+    :param report_task_id: the report task; its XCom shows that this run's reports were published.
+    """
 
     operator_extra_links = (SecurityHubFindingsLink(),)
     ui_color = "#f5d8d8"
 
-    def publish(self, run: RunContext) -> dict[str, Any]:
+    def __init__(self, *, report_task_id: str = "report", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.report_task_id = report_task_id
+
+    def publish(self, run: RunContext, context: Any) -> dict[str, Any]:
         from include.patch_compliance import steps
 
+        if not context["ti"].xcom_pull(task_ids=self.report_task_id):
+            raise AirflowSkipException(f"{self.report_task_id} published nothing in this run: no findings to import")
         return steps.security_hub(run)
 
     def link(self, context: Any, run: RunContext, result: dict[str, Any]) -> None:

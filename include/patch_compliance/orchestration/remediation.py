@@ -84,7 +84,7 @@ class PublishRemediationOperator(PublishReportOperator):
         _skip_unless_planned(context)
         return super().execute(context)
 
-    def publish(self, run: RunContext) -> dict[str, Any]:
+    def publish(self, run: RunContext, context: Any) -> dict[str, Any]:
         from include.patch_compliance import remediation_publish
 
         return remediation_publish.report(run)
@@ -98,7 +98,7 @@ class PublishRemediationFindingsOperator(PublishFindingsOperator):
         _skip_unless_planned(context)
         return super().execute(context)
 
-    def publish(self, run: RunContext) -> dict[str, Any]:
+    def publish(self, run: RunContext, context: Any) -> dict[str, Any]:
         from include.patch_compliance import remediation_publish
 
         return remediation_publish.security_hub(run)

@@ -69,16 +69,32 @@ def read_parquet_bytes(body: bytes, table: TableSchema, snapshot_date: date) -> 
     return frame[table.names]
 
 
+# OWASP "CSV Injection": a cell starting with one of these is a formula to spreadsheet programs.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Prefix ``'`` to every string cell a spreadsheet would evaluate (``=HYPERLINK(...)``, ``+cmd``, ``@SUM``)."""
+    first = pc.utf8_slice_codeunits(column, 0, 1)
+    formula = pc.fill_null(pc.is_in(first, value_set=pa.array(FORMULA_START)), False)
+    if not pc.any(formula).as_py():
+        return column
+    return pc.if_else(formula, pc.binary_join_element_wise("'", column, ""), column)
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV (pyarrow's writer: pandas' is ~10x slower on Arrow columns) with ISO-8601 UTC times
-    ('2026-11-29T03:00:00Z'), quotes only where needed and empty cells for nulls."""
+    ('2026-11-29T03:00:00Z'), quotes only where needed, empty cells for nulls, and no cell that a spreadsheet
+    would run as a formula (``neutralise_formulas``, docs/data-contract.md)."""
     arrow = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
     for i, field in enumerate(arrow.schema):
         if pa.types.is_timestamp(field.type):
             seconds = arrow.column(i).cast(pa.timestamp("s", "UTC"), safe=False)  # whole seconds
             arrow = arrow.set_column(i, field.name, pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ"))
         elif pa.types.is_list(field.type):
-            arrow = arrow.set_column(i, field.name, pc.binary_join(arrow.column(i), ","))
+            arrow = arrow.set_column(i, field.name, neutralise_formulas(pc.binary_join(arrow.column(i), ",")))
+        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            arrow = arrow.set_column(i, field.name, neutralise_formulas(arrow.column(i)))
     sink = io.BytesIO()
     pa_csv.write_csv(arrow, sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
     return sink.getvalue()

@@ -171,6 +171,22 @@ generated {{ s.generated_at }}.</p>
 {% for r in s.worst_accounts %}<tr><td>{{ r.account_id }}</td><td>{{ r.account_name }}</td><td>{{ r.ou_path }}</td>
 <td>{{ r.region }}</td><td>{{ r.nodes }}</td><td>{{ r.non_compliant }}</td><td>{{ pct(r.compliant_pct) }}</td></tr>
 {% else %}<tr><td colspan="7">No accounts with nodes.</td></tr>{% endfor %}</table>
+<h2 id="unreachable-list">Unreachable account-regions ({{ s.unreachable|length }})</h2>
+<table><tr><th>Account</th><th>Name</th><th>OU</th><th>Region</th><th>Wave</th><th>Stage</th><th>Error code</th></tr>
+{% for r in s.unreachable %}<tr><td>{{ r.account_id }}</td><td>{{ r.account_name }}</td><td>{{ r.ou_path }}</td>
+<td>{{ r.region }}</td><td>{{ r.wave }}</td><td>{{ r.stage }}</td><td>{{ r.error_code }}</td></tr>
+{% else %}<tr><td colspan="7">Every account-region was read.</td></tr>{% endfor %}</table>
+<h2 id="skipped-list">Skipped accounts ({{ s.skipped|length }})</h2>
+<table><tr><th>Account</th><th>Name</th><th>OU</th><th>Reason</th></tr>
+{% for r in s.skipped %}<tr><td>{{ r.account_id }}</td><td>{{ r.account_name }}</td><td>{{ r.ou_path }}</td>
+<td>{{ r.reason }}</td></tr>{% else %}<tr><td colspan="4">No account was left out.</td></tr>{% endfor %}</table>
+<h2 id="unrecognised">Unrecognised API values</h2>
+{% if s.unrecognised %}<p>AWS sent values this version does not know. The rows are kept: the column shows UNKNOWN
+(UNSPECIFIED for a vendor severity) and the row's <code>unrecognised</code> list holds the value as sent.</p>
+<table><tr><th>Field</th><th>Value</th><th>Rows</th></tr>
+{% for field, values in s.unrecognised.items() %}{% for value, n in values.items() %}<tr><td>{{ field }}</td>
+<td>{{ value }}</td><td>{{ n }}</td></tr>{% endfor %}{% endfor %}</table>
+{% else %}<p class="empty">None: every value was one the API documents.</p>{% endif %}
 <h2>SLA breaches (oldest {{ breaches|length }})</h2>
 <table><tr><th>Account</th><th>Region</th><th>Node</th><th>KB</th><th>Title</th><th>Severity</th><th>Age (days)</th>
 <th>SLA (days)</th></tr>

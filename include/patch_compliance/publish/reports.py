@@ -1,7 +1,8 @@
 """Publish a run's reports to S3 and read earlier runs back (previous snapshot, history for the trend).
 
 Write order matters: tables, run files, the history entry, then the ``latest/`` pointers LAST (per-DAG, then
-global), so a reader following ``latest/`` never sees a half-written run. Every object gets SSE
+global), so a reader following ``latest/`` never sees a half-written run; a publish that fails before its per-DAG
+pointer is written deletes what it wrote (``publish_reports``). Every object gets SSE
 (storage.sse_args). Keys depend only on (prefix, table, snapshot_date, run id), so re-publishing a run
 overwrites the same keys with the same bytes.
 """
@@ -29,9 +30,11 @@ from include.patch_compliance.publish.report_files import (
 from include.patch_compliance.publish.report_html import render_html
 from include.patch_compliance.storage import (
     StorageError,
+    delete_keys,
     get_bytes,
     join_key,
     list_keys,
+    object_exists,
     parse_s3_uri,
     put_bytes,
     s3_uri,
@@ -61,7 +64,17 @@ def publish_reports(
     snapshot_date: date,
 ) -> dict[str, str]:
     """Write Parquet per table, nodes.csv, report.html, summary.json, the history entry and the latest pointers.
-    Returns {name: s3 uri}. ``summary`` comes from ``summarize``; its report_url/tables are filled in here."""
+    Returns {name: s3 uri}. ``summary`` comes from ``summarize``; its report_url/tables are filled in here.
+
+    All or nothing for readers: every body is rendered before the first write (a table that cannot be encoded
+    fails with nothing written), and if a write fails before the run's ``latest/<dag_id>`` pointer is in place,
+    the objects this attempt wrote are deleted again, so no table object of a failed publish stays under the
+    table prefixes (Athena reads a day's partition folder whole) and the history never lists it. Deleting on
+    failure rather than staging and copying: S3 cannot make several objects appear at once either way (there is
+    no multi-object commit), a copy loop can fail between tables just like a put loop, and copying doubles the
+    requests. A run that was already published completely (its summary.json exists) is not deleted on a failed
+    re-publish: its keys keep that earlier, complete publication.
+    """
     missing = [name for name in RUN_TABLES if name not in tables]
     if missing:
         raise ValueError(f"publish_reports needs every table from build_tables; missing {missing}")
@@ -75,28 +88,57 @@ def publish_reports(
         "report_url": locations["report.html"],
         "tables": {name: locations[name] for name in RUN_TABLES},
     }
+    summary_body = json_bytes(summary)
+    per_dag, global_key = latest_keys(reports.prefix, dag_id)
+    # (name, key, body, content type) in write order; everything is rendered before anything is written.
+    objects = [
+        (name, table_key(reports.prefix, name, snapshot_date, run_id), parquet_bytes(tables[name], table), PARQUET)
+        for name, table in RUN_TABLES.items()
+    ]
+    objects += [
+        ("nodes.csv", run_key(reports.prefix, run_id, "nodes.csv"), csv_bytes(tables["nodes"]), "text/csv"),
+        (
+            "report.html",
+            run_key(reports.prefix, run_id, "report.html"),
+            render_html(summary, tables),
+            "text/html; charset=utf-8",
+        ),
+        ("summary.json", run_key(reports.prefix, run_id, "summary.json"), summary_body, "application/json"),
+        (
+            "history",
+            history_key(reports.prefix, dag_id, snapshot_date, run_id),
+            json_bytes(history_entry(summary, tables)),
+            "application/json",
+        ),
+        ("latest/" + dag_id, per_dag, summary_body, "application/json"),  # the commit point
+    ]
+    republish = object_exists(ctx, reports.bucket, run_key(reports.prefix, run_id, "summary.json"))
 
     def put(key: str, body: bytes, content_type: str) -> str:
         return put_bytes(ctx, reports.bucket, key, body, content_type=content_type, kms_key_id=reports.kms_key_id)
 
     written: dict[str, str] = {}
-    for name, table in RUN_TABLES.items():
-        key = table_key(reports.prefix, name, snapshot_date, run_id)
-        written[name] = put(key, parquet_bytes(tables[name], table), PARQUET)
-    written["nodes.csv"] = put(run_key(reports.prefix, run_id, "nodes.csv"), csv_bytes(tables["nodes"]), "text/csv")
-    written["report.html"] = put(
-        run_key(reports.prefix, run_id, "report.html"), render_html(summary, tables), "text/html; charset=utf-8"
-    )
-    summary_body = json_bytes(summary)
-    written["summary.json"] = put(run_key(reports.prefix, run_id, "summary.json"), summary_body, "application/json")
-    entry = history_entry(summary, tables)
-    written["history"] = put(
-        history_key(reports.prefix, dag_id, snapshot_date, run_id), json_bytes(entry), "application/json"
-    )
-    per_dag, global_key = latest_keys(reports.prefix, dag_id)
-    written["latest/" + dag_id] = put(per_dag, summary_body, "application/json")
+    attempted: list[str] = []  # the failing put too: a PutObject that timed out may still have landed
+    try:
+        for name, key, body, content_type in objects:
+            attempted.append(key)
+            written[name] = put(key, body, content_type)
+    except Exception as exc:
+        if not republish:
+            _roll_back(ctx, reports.bucket, attempted, exc)
+        raise
     written["latest"] = put(global_key, summary_body, "application/json")
     return written
+
+
+def _roll_back(ctx: AwsContext, bucket: str, keys: list[str], cause: BaseException) -> None:
+    """Delete what a failed publish wrote; if that fails too, say which objects are left (on ``cause``)."""
+    try:
+        delete_keys(ctx, bucket, keys)
+    except StorageError as exc:
+        cause.add_note(f"and the rollback failed, these objects of the failed publish are left: {keys} ({exc})")
+    else:
+        cause.add_note(f"nothing of this publish is left: the {len(keys)} objects written before it were deleted")
 
 
 def _history_keys(ctx: AwsContext, reports: ReportsConfig, dag_id: str) -> list[str]:
@@ -209,9 +251,11 @@ def build_and_publish(
     now: datetime,
     sla_days: dict[str, int],
     stale_after_days: int,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> PublishedRun:
     """The report step: previous snapshot of this DAG (never this run itself), tables, summary with the trend,
-    then every object. ``now`` is the run's clock, so re-running a run rewrites the same bytes."""
+    then every object. ``now`` is the run's clock, so re-running a run rewrites the same bytes. ``skipped``: the
+    plan's accounts left out, listed in summary.json and the report."""
     from include.patch_compliance.transform.build import build_tables
     from include.patch_compliance.transform.summary import summarize
 
@@ -236,6 +280,7 @@ def build_and_publish(
         generated_at=now,
         history=load_history(ctx, reports, dag_id),
         trend_runs=reports.history_runs,
+        skipped=skipped,
     )
     written = publish_reports(ctx, reports, tables, summary, run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
     return PublishedRun(tables, summary, written, previous)

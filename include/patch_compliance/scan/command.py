@@ -175,6 +175,20 @@ def scan_record(
     return record
 
 
+def keep_first_sent_at(records: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A retried scan task keeps, per target, the ``sent_at`` of the earlier attempt that sent its commands: the
+    wait deadline is counted from it (``sent_at`` + ``scan.wait.timeout_seconds``), so retries never push it later.
+    A target that had no command before (unreachable, send failed) takes this attempt's time."""
+    first = {
+        (r["target"]["account_id"], r["target"]["region"]): r["sent_at"]
+        for r in earlier
+        if r.get("commands") and r.get("sent_at")
+    }
+    return [
+        {**r, "sent_at": first.get((r["target"]["account_id"], r["target"]["region"]), r["sent_at"])} for r in records
+    ]
+
+
 def first_command(scan_records: list[dict[str, Any]]) -> tuple[str, str] | None:
     """(region, command id) of the first command a shard sent or reused: what its console link opens."""
     return next(((r["target"]["region"], r["commands"][0]["command_id"]) for r in scan_records if r["commands"]), None)

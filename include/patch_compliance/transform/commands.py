@@ -6,8 +6,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.patch_compliance.transform.normalise import blank_to_null, map_distinct, parse_time_strings, patch_state
+from include.patch_compliance.transform.normalise import (
+    blank_to_null,
+    normalise_enum,
+    parse_time_strings,
+    patch_state,
+    unrecognised_list,
+)
 from include.patch_compliance.transform.raw import command_records
+from include.patch_compliance.transform.schema import (
+    COMMAND_STATUSES,
+    INVOCATION_STATUSES,
+    UNKNOWN_VALUE,
+    UNRECOGNISED,
+)
 
 # Terminal invocation outcomes that mean this run's scan did not produce fresh data (docs/aws-behaviours.md §3).
 # UNDELIVERABLE is not here: it means the node is not reachable and maps to coverage OFFLINE.
@@ -22,6 +34,17 @@ SCAN_FAILED_OUTCOMES = (
     "ACCESS_DENIED",
 )
 OFFLINE_OUTCOMES = ("UNDELIVERABLE",)
+# Every invocation StatusDetails / Status the command status model documents (docs/aws-behaviours.md §3), spelt
+# as outcomes; anything else is UNKNOWN and listed in the row's unrecognised values.
+OUTCOMES = (
+    "PENDING",
+    "IN_PROGRESS",
+    "DELAYED",
+    "SUCCESS",
+    "CANCELLING",
+    *OFFLINE_OUTCOMES,
+    *SCAN_FAILED_OUTCOMES,
+)
 
 
 def outcome_label(value: str) -> str | None:
@@ -32,7 +55,8 @@ def outcome_label(value: str) -> str | None:
 
 def commands_frame(records: list[dict]) -> pd.DataFrame:
     """Command records -> commands table columns (without run columns). ``outcome`` is the invocation's
-    StatusDetails (falling back to Status) in UPPER_SNAKE; a record without an instance is NOT_SENT."""
+    StatusDetails (falling back to Status) in UPPER_SNAKE; a record without an instance is NOT_SENT. Statuses and
+    details outside the documented values are UNKNOWN, kept raw in the row's ``unrecognised`` list."""
     table = command_records(records)
     strings = {
         name: blank_to_null(table.column(name))
@@ -44,21 +68,26 @@ def commands_frame(records: list[dict]) -> pd.DataFrame:
             "region",
             "wave",
             "command_id",
-            "command_status",
             "command_status_details",
             "instance_id",
-            "status",
             "status_details",
             "error",
         )
     }
-    detail = pc.coalesce(strings["status_details"], strings["status"])
-    outcome = map_distinct(detail, outcome_label)
-    outcome = pc.if_else(pc.is_null(strings["instance_id"]), pa.scalar("NOT_SENT"), outcome)
+    strings["command_status"], raw_command_status = normalise_enum(table.column("command_status"), COMMAND_STATUSES)
+    strings["status"], raw_status = normalise_enum(table.column("status"), INVOCATION_STATUSES)
+    detail = pc.coalesce(strings["status_details"], blank_to_null(table.column("status")))
+    outcome, raw_outcome = normalise_enum(detail, OUTCOMES, outcome_label)
+    sent = pc.is_valid(strings["instance_id"])
+    outcome = pc.if_else(sent, outcome, pa.scalar("NOT_SENT"))
+    raw_outcome = pc.if_else(sent, raw_outcome, pa.scalar(None, pa.string()))
+    unrecognised = unrecognised_list(
+        table.num_rows, {"command_status": raw_command_status, "status": raw_status, "outcome": raw_outcome}
+    )
     frame = pd.DataFrame(
         {
             **{k: pd.Series(v, dtype=pd.ArrowDtype(pa.string())) for k, v in strings.items()},
-            "outcome": pd.Series(pc.fill_null(outcome, "UNKNOWN"), dtype=pd.ArrowDtype(pa.string())),
+            "outcome": pd.Series(pc.fill_null(outcome, UNKNOWN_VALUE), dtype=pd.ArrowDtype(pa.string())),
             "response_code": pd.Series(table.column("response_code").combine_chunks(), dtype=pd.ArrowDtype(pa.int64())),
             **{
                 name: pd.Series(
@@ -67,6 +96,7 @@ def commands_frame(records: list[dict]) -> pd.DataFrame:
                 )
                 for name in ("requested_at", "started_at", "finished_at")
             },
+            UNRECOGNISED: pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type)),
         }
     )
     return frame

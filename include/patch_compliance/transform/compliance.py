@@ -8,12 +8,24 @@ import pyarrow.compute as pc
 
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
-    normalise_states,
+    normalise_enum,
     parse_time_strings,
+    patch_state,
     split_cves,
     take_targets,
+    unrecognised_list,
 )
 from include.patch_compliance.transform.raw import COMPLIANCE_ITEM, TARGET_FIELDS, keyed_items
+from include.patch_compliance.transform.schema import (
+    COMPLIANCE_ITEM_STATUSES,
+    COMPLIANCE_SEVERITIES,
+    PATCH_STATES,
+    UNRECOGNISED,
+)
+
+
+def _upper(value: str) -> str:
+    return value.upper()
 
 
 def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.DataFrame:
@@ -22,7 +34,14 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
     def col(name: str) -> pd.Series:
         return pd.Series(blank_to_null(table.column(name)), dtype=pd.ArrowDtype(pa.string()))
 
-    status = blank_to_null(table.column("Status"))  # '' for Windows not-applicable items (docs/aws-behaviours.md §10)
+    # Status '' is a Windows not-applicable item (docs/aws-behaviours.md §10): null. Values outside the enums are
+    # UNKNOWN, the raw value in the row's unrecognised list.
+    status, raw_status = normalise_enum(table.column("Status"), COMPLIANCE_ITEM_STATUSES, _upper)
+    severity, raw_severity = normalise_enum(table.column("Severity"), COMPLIANCE_SEVERITIES, _upper)
+    state, raw_state = normalise_enum(table.column("Details.PatchState"), PATCH_STATES, patch_state)
+    unrecognised = unrecognised_list(
+        table.num_rows, {"status": raw_status, "severity": raw_severity, "patch_state": raw_state}
+    )
     frame = pd.DataFrame(
         {
             "t": table.column("t").to_numpy(),
@@ -34,13 +53,9 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
             "compliance_type": col("ComplianceType"),
             "item_id": col("Id"),
             "title": col("Title"),
-            "status": pd.Series(pc.utf8_upper(status), dtype=pd.ArrowDtype(pa.string())),
-            "severity": pd.Series(
-                pc.utf8_upper(blank_to_null(table.column("Severity"))), dtype=pd.ArrowDtype(pa.string())
-            ),
-            "patch_state": pd.Series(
-                normalise_states(table.column("Details.PatchState")), dtype=pd.ArrowDtype(pa.string())
-            ),
+            "status": pd.Series(status, dtype=pd.ArrowDtype(pa.string())),
+            "severity": pd.Series(severity, dtype=pd.ArrowDtype(pa.string())),
+            "patch_state": pd.Series(state, dtype=pd.ArrowDtype(pa.string())),
             "classification": col("Details.Classification"),
             "patch_severity": col("Details.PatchSeverity"),
             "patch_baseline_id": col("Details.PatchBaselineId"),
@@ -61,6 +76,7 @@ def compliance_item_rows(raw_docs: list[dict], targets: pd.DataFrame) -> pd.Data
                 ),
                 dtype=pd.ArrowDtype(pa.timestamp("us", "UTC")),
             ),
+            UNRECOGNISED: pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type)),
         }
     )
     for name, column in take_targets(targets, frame["t"].to_numpy(), list(TARGET_FIELDS)).items():

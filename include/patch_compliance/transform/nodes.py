@@ -23,12 +23,23 @@ from include.patch_compliance.transform.commands import OFFLINE_OUTCOMES, SCAN_F
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
     map_values,
+    normalise_enum,
     parse_time_strings,
     take_targets,
+    unrecognised_list,
     whole_days_since,
 )
 from include.patch_compliance.transform.raw import EC2_INSTANCE, INSTANCE_INFORMATION, PATCH_STATE, list_items
-from include.patch_compliance.transform.schema import SEVERITIES, TS
+from include.patch_compliance.transform.schema import (
+    EC2_STATES,
+    PATCH_OPERATIONS,
+    PING_STATUSES,
+    PLATFORM_TYPES,
+    RESOURCE_TYPES,
+    SEVERITIES,
+    TS,
+    UNRECOGNISED,
+)
 
 NON_COMPLIANT_COUNTS = (
     "critical_non_compliant_count",
@@ -53,9 +64,23 @@ _STATE_COLUMNS = {
     "InstalledOtherCount": "installed_other_count",
     "NotApplicableCount": "not_applicable_count",
     "AvailableSecurityUpdateCount": "available_security_update_count",
-    "Operation": "last_operation",
 }
 OFFLINE_PING = ("ConnectionLost", "Inactive")
+# Enum columns of the nodes table: column -> its AWS vocabulary. An unknown value is UNKNOWN in the column and
+# kept raw in a "_raw_<column>" helper column until the row's unrecognised list is built.
+ENUM_COLUMNS = {
+    "ping_status": PING_STATUSES,
+    "platform_type": PLATFORM_TYPES,
+    "resource_type": RESOURCE_TYPES,
+    "ec2_state": EC2_STATES,
+    "last_operation": PATCH_OPERATIONS,
+}
+
+
+def _enum(frame: pd.DataFrame, column: str, arr: pa.Array | pa.ChunkedArray) -> None:
+    normalised, raw = normalise_enum(arr, ENUM_COLUMNS[column])
+    frame[column] = _s(normalised)
+    frame[f"_raw_{column}"] = _s(raw)
 
 
 def _s(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
@@ -71,6 +96,7 @@ def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
     for src, dst in _STATE_COLUMNS.items():
         col = table.column(src)
         frame[dst] = _s(blank_to_null(col) if pa.types.is_string(col.type) else col.combine_chunks())
+    _enum(frame, "last_operation", table.column("Operation"))
     frame["last_scan_time"] = _s(
         parse_time_strings(table.column("OperationEndTime"), "patch_states[].OperationEndTime")
     )
@@ -86,20 +112,23 @@ def _managed_frame(raw_docs: list[dict]) -> pd.DataFrame:
         {
             "t": table.column("t").to_numpy(),
             "instance_id": _s(blank_to_null(table.column("InstanceId"))),
-            "ping_status": _s(blank_to_null(table.column("PingStatus"))),
             "last_ping_time": _s(
                 parse_time_strings(table.column("LastPingDateTime"), "instance_information[].LastPingDateTime")
             ),
             "agent_version": _s(blank_to_null(table.column("AgentVersion"))),
-            "platform_type": _s(blank_to_null(table.column("PlatformType"))),
             "platform_name": _s(blank_to_null(table.column("PlatformName"))),
             "platform_version": _s(blank_to_null(table.column("PlatformVersion"))),
-            "resource_type": _s(blank_to_null(table.column("ResourceType"))),
             "_info_name": _s(
                 pc.coalesce(blank_to_null(table.column("ComputerName")), blank_to_null(table.column("Name")))
             ),
         }
     )
+    for column, field in (
+        ("ping_status", "PingStatus"),
+        ("platform_type", "PlatformType"),
+        ("resource_type", "ResourceType"),
+    ):
+        _enum(frame, column, table.column(field))
     frame = frame[frame["instance_id"].notna()].drop_duplicates(["t", "instance_id"], keep="first")
     frame["managed"] = True
     return frame
@@ -122,11 +151,11 @@ def _ec2_frame(raw_docs: list[dict]) -> pd.DataFrame:
         {
             "t": table.column("t").to_numpy(),
             "instance_id": _s(blank_to_null(table.column("InstanceId"))),
-            "ec2_state": _s(blank_to_null(pc.struct_field(table.column("State").combine_chunks(), "Name"))),
             "_ec2_name": _s(blank_to_null(name)),
             "_ec2_platform": _s(blank_to_null(table.column("PlatformDetails"))),
         }
     )
+    _enum(frame, "ec2_state", pc.struct_field(table.column("State").combine_chunks(), "Name"))
     return frame[frame["instance_id"].notna()].drop_duplicates(["t", "instance_id"], keep="first")
 
 
@@ -154,15 +183,24 @@ def node_rows(
     frame["platform_name"] = frame["platform_name"].fillna(frame["_ec2_platform"])
     frame = frame.merge(states, on=["t", "instance_id"], how="left")
 
-    # One row per unreachable target (null instance_id) so rollups count it.
+    # One row per unreachable target (null instance_id) so rollups count it, with the stage that failed.
     down = targets.index[targets["target_status"] == "UNREACHABLE"].to_numpy()
-    frame = pd.concat([frame, pd.DataFrame({"t": down, "managed": False})], ignore_index=True)
+    stages = [_error_stage(raw_docs[t]) for t in down]  # a handful of rows: the unreachable targets
+    unreachable = pd.DataFrame(
+        {"t": down, "managed": False, "target_error_stage": pd.Series(stages, dtype=pd.ArrowDtype(pa.string()))}
+    )
+    frame = pd.concat([frame, unreachable], ignore_index=True)
 
     for name, column in take_targets(targets, frame["t"].to_numpy(), list(targets.columns)).items():
         frame[name] = column.array
     frame = frame.merge(invocations, on=["account_id", "region", "instance_id"], how="left")
     frame = _with_patch_aggregates(frame, patches)
     return _classify(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
+
+
+def _error_stage(doc: dict) -> str | None:
+    error = doc.get("error")
+    return error.get("stage") if isinstance(error, dict) else None
 
 
 def _with_patch_aggregates(frame: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +239,8 @@ def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> 
         [non_compliant, has_state], ["NON_COMPLIANT", "COMPLIANT"], default="UNKNOWN"
     )
 
-    age = whole_days_since(now, frame["last_scan_time"])
+    # A node scanned during the run ends its scan after the run's clock: age 0, not -1 (nulls stay null).
+    age = pc.max_element_wise(whole_days_since(now, frame["last_scan_time"]), 0, skip_nulls=False)
     frame["scan_age_days"] = pd.Series(age, dtype=pd.ArrowDtype(age.type), index=frame.index)
     cutoff = pa.scalar(now - pd.Timedelta(days=stale_after_days), type=TS)
     stale = pc.fill_null(pc.less(pa.array(frame["last_scan_time"]).cast(TS), cutoff), False).to_numpy(
@@ -217,4 +256,15 @@ def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> 
         ["UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE"],
         default="SCANNED",
     )
-    return frame
+    raw = {column: _raw(frame, column) for column in ENUM_COLUMNS}
+    unrecognised = unrecognised_list(len(frame), raw)
+    frame[UNRECOGNISED] = pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type), index=frame.index)
+    return frame.drop(columns=[f"_raw_{c}" for c in ENUM_COLUMNS if f"_raw_{c}" in frame])
+
+
+def _raw(frame: pd.DataFrame, column: str) -> pa.Array | None:
+    """The raw unrecognised values of an enum column, aligned with ``frame`` (null where the row has none)."""
+    name = f"_raw_{column}"
+    if name not in frame:
+        return None
+    return pa.array(frame[name].astype(pd.ArrowDtype(pa.string())), type=pa.string(), from_pandas=True)

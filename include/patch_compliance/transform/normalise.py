@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.patch_compliance.transform.schema import SEVERITIES, STR_LIST, TS, VENDOR_SEVERITY
+from include.patch_compliance.transform.schema import SEVERITIES, STR_LIST, TS, UNKNOWN_VALUE, VENDOR_SEVERITY
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _EMPTY_LIST = pa.scalar([], type=STR_LIST)
@@ -59,6 +59,43 @@ def normalise_severity(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     Null and unrecognised values (and Ubuntu priorities, SUSE 'n/a', ...) become UNSPECIFIED."""
     mapped = map_distinct(arr, lambda v: VENDOR_SEVERITY.get(v.strip().lower(), "UNSPECIFIED"))
     return pc.fill_null(mapped, "UNSPECIFIED")
+
+
+def normalise_enum(
+    arr: pa.Array | pa.ChunkedArray, known: tuple[str, ...], spell: Callable[[str], str | None] | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """(normalised, unrecognised) for an AWS enum field. ``spell`` maps each distinct value to our spelling
+    (default: as sent, trimmed); empty means no value (null). A value outside ``known`` becomes UNKNOWN in the
+    first array and is kept as AWS sent it in the second (null elsewhere), for the row's ``unrecognised`` list:
+    AWS adds enum values over time (docs/aws-behaviours.md §32), and a value we cannot read is never dropped."""
+    raw = blank_to_null(arr)
+    mapped = map_distinct(raw, spell) if spell else raw
+    known_value = pc.is_in(mapped, value_set=pa.array(known, pa.string()))
+    unknown = pc.and_(pc.is_valid(mapped), pc.invert(pc.fill_null(known_value, False)))
+    normalised = pc.if_else(unknown, pa.scalar(UNKNOWN_VALUE), mapped)
+    return normalised, pc.if_else(unknown, raw, pa.scalar(None, pa.string()))
+
+
+def unrecognised_severity(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The vendor severity where VENDOR_SEVERITY does not know it (it still normalises to UNSPECIFIED), else null."""
+    raw = blank_to_null(arr)
+    return map_distinct(raw, lambda v: None if v.lower() in VENDOR_SEVERITY else v)
+
+
+def unrecognised_list(length: int, fields: dict[str, pa.Array | pa.ChunkedArray | None]) -> pa.Array:
+    """Per row, a list of "<column>=<raw value>" for every field whose value was not recognised (``fields`` maps a
+    column to the second array of ``normalise_enum``); an empty list when all were. Built in Arrow: the labelled
+    fields are interleaved row by row and their nulls dropped, no Python loop over rows."""
+    parts = [(name, _combine(raw)) for name, raw in fields.items() if raw is not None]
+    if not parts or all(raw.null_count == len(raw) for _, raw in parts):
+        return pa.ListArray.from_arrays(pa.array(np.zeros(length + 1, dtype=np.int32)), pa.array([], pa.string()))
+    labelled = [pc.binary_join_element_wise(pa.scalar(f"{name}="), raw, "") for name, raw in parts]
+    width = len(labelled)
+    row_major = (np.arange(width)[None, :] * length + np.arange(length)[:, None]).ravel()
+    values = pa.concat_arrays(labelled).take(pa.array(row_major))
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(valid.reshape(length, width).sum(axis=1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(valid)))
 
 
 def blank_to_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

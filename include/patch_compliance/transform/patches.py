@@ -13,16 +13,26 @@ from include.patch_compliance.transform.keys import lookup
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
     map_values,
+    normalise_enum,
     normalise_severity,
-    normalise_states,
     parse_time_strings,
+    patch_state,
     plus_days,
     split_cves,
     take_targets,
+    unrecognised_list,
+    unrecognised_severity,
     whole_days_since,
 )
 from include.patch_compliance.transform.raw import PATCH, TARGET_FIELDS, keyed_items
-from include.patch_compliance.transform.schema import NON_COMPLIANT_STATES, SEVERITIES, TS
+from include.patch_compliance.transform.schema import (
+    NON_COMPLIANT_STATES,
+    PATCH_STATES,
+    SEVERITIES,
+    TS,
+    UNKNOWN_VALUE,
+    UNRECOGNISED,
+)
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
 # docs/aws-behaviours.md §7: KBId is not unique per node on Linux (versions/arches share it), so identity includes
@@ -52,16 +62,18 @@ def patch_rows(
     now: datetime,
     sla_days: dict[str, int],
 ) -> pd.DataFrame:
-    """Non-compliant patches of every node, normalised, deduplicated, aged.
+    """Non-compliant patches of every node, normalised, deduplicated, aged. A patch in a state AWS may have
+    added since (not in PATCH_STATES) is kept as state UNKNOWN (it is not shown to be compliant) with the raw
+    state in its ``unrecognised`` list; an unrecognised vendor severity is UNSPECIFIED and listed there too.
 
     ``scan_times`` has (t, instance_id, last_scan_time): a patch seen for the first time is dated by the scan
     that reported it (OperationEndTime), falling back to ``now``.
     """
     items = keyed_items(raw_docs, "patches", PATCH)
-    state = normalise_states(items.column("State"))
-    keep = pc.fill_null(pc.is_in(state, pa.array(NON_COMPLIANT_STATES)), False)
+    state, raw_state = normalise_enum(items.column("State"), PATCH_STATES, patch_state)
+    keep = pc.fill_null(pc.is_in(state, pa.array([*NON_COMPLIANT_STATES, UNKNOWN_VALUE])), False)
     items = items.filter(keep)
-    state = state.filter(keep)
+    state, raw_state = state.filter(keep), raw_state.filter(keep)
     t = items.column("t").combine_chunks()
     columns = {
         "t": t,
@@ -75,6 +87,9 @@ def patch_rows(
         "state": state,
         "cve_ids": split_cves(items.column("CVEIds")),
         "installed_time": parse_time_strings(items.column("InstalledTime"), "patches[].InstalledTime"),
+        UNRECOGNISED: unrecognised_list(
+            len(t), {"state": raw_state, "severity": unrecognised_severity(items.column("Severity"))}
+        ),
     }
     table = _dedupe(pa.table({k: pa.array(v) if isinstance(v, pd.Series) else v for k, v in columns.items()}))
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
@@ -104,6 +119,7 @@ def _dedupe(table: pa.Table) -> pa.Table:
         "_classification": table.column("classification"),
         "_installed": table.column("installed_time"),
         "_cves": pc.binary_join(table.column("cve_ids"), ","),
+        "_unrecognised": pc.binary_join(table.column(UNRECOGNISED), ","),
     }
     keys = table.select(PATCH_KEY)
     for name, column in tiebreak.items():

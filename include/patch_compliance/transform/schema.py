@@ -41,6 +41,21 @@ PATCH_STATES = (
 )
 # States that make a node Non-Compliant (docs/aws-behaviours.md §8); these are the rows of the patches table.
 NON_COMPLIANT_STATES = ("FAILED", "MISSING", "INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT")
+
+# AWS enums as the botocore models list them (docs/aws-behaviours.md §32; tests compare them with the models).
+# A value outside them is kept: the table shows UNKNOWN_VALUE and the row's `unrecognised` list holds
+# "<column>=<value as AWS sent it>", and summary.json counts it.
+UNKNOWN_VALUE = "UNKNOWN"
+UNRECOGNISED = "unrecognised"
+COMPLIANCE_ITEM_STATUSES = ("COMPLIANT", "NON_COMPLIANT")  # ssm ComplianceStatus ('' = not applicable)
+COMPLIANCE_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # ComplianceSeverity
+PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # ssm PingStatus
+PLATFORM_TYPES = ("Windows", "Linux", "MacOS")  # ssm PlatformType
+RESOURCE_TYPES = ("ManagedInstance", "EC2Instance")  # ssm ResourceType
+PATCH_OPERATIONS = ("Scan", "Install")  # ssm PatchOperationType
+EC2_STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")  # ec2 InstanceStateName
+COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
+INVOCATION_STATUSES = (*COMMAND_STATUSES, "Delayed")  # ssm CommandInvocationStatus
 DELTA_CHANGES = ("NEWLY_NON_COMPLIANT", "REMEDIATED", "NEW_MISSING_PATCH", "CLOSED_PATCH")
 # What a remediation run left each selected node as (docs/data-contract.md, "remediation").
 REMEDIATION_RESULTS = (
@@ -67,6 +82,13 @@ VENDOR_SEVERITY = {
     "informational": "INFORMATIONAL",
     "none": "INFORMATIONAL",
     "unspecified": "UNSPECIFIED",
+    # Known values that rank nothing: SUSE's "n/a" and the Debian/Ubuntu package priorities (docs/aws-behaviours.md
+    # §32). Any other vendor text is UNSPECIFIED too, but counted as unrecognised.
+    "n/a": "UNSPECIFIED",
+    "required": "UNSPECIFIED",
+    "standard": "UNSPECIFIED",
+    "optional": "UNSPECIFIED",
+    "extra": "UNSPECIFIED",
 }
 
 ATHENA_TYPES = {
@@ -117,6 +139,7 @@ NODES = TableSchema(
             ("wave", STR),
             ("target_status", STR),
             ("target_error", STR),
+            ("target_error_stage", STR),
             ("instance_id", STR),
             ("instance_name", STR),
             ("resource_type", STR),
@@ -151,6 +174,7 @@ NODES = TableSchema(
             ("highest_missing_severity", STR),
             ("non_compliant_patches", I64),
             ("sla_breaches", I64),
+            (UNRECOGNISED, STR_LIST),
         ),
     ),
     sort_by=("ou_path", "account_id", "region", "instance_id"),
@@ -177,6 +201,7 @@ PATCHES = TableSchema(
             ("sla_days", I64),
             ("sla_due", TS),
             ("sla_breached", BOOL),
+            (UNRECOGNISED, STR_LIST),
         ),
     ),
     sort_by=("account_id", "region", "instance_id", "kb_id", "title"),
@@ -223,6 +248,7 @@ COMMANDS = TableSchema(
             ("started_at", TS),
             ("finished_at", TS),
             ("error", STR),
+            (UNRECOGNISED, STR_LIST),
         ),
     ),
     sort_by=("account_id", "region", "command_id", "instance_id", "requested_at"),
@@ -252,6 +278,7 @@ COMPLIANCE_ITEMS = TableSchema(
             ("execution_id", STR),
             ("execution_type", STR),
             ("execution_time", TS),
+            (UNRECOGNISED, STR_LIST),
         ),
     ),
     sort_by=("account_id", "region", "instance_id", "compliance_type", "item_id", "title"),

@@ -6,9 +6,11 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.patch_compliance.transform.rollups import compliant_pct
-from include.patch_compliance.transform.schema import COVERAGE_STATUSES, SEVERITIES
+from include.patch_compliance.transform.schema import COVERAGE_STATUSES, SEVERITIES, UNRECOGNISED
 
 
 def _int(value: Any) -> int:
@@ -78,6 +80,40 @@ def worst_accounts(accounts: pd.DataFrame, limit: int = 10) -> list[dict[str, An
     ]
 
 
+def unreachable_targets(nodes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every account-region that could not be read: who, where, at which stage and with which error code."""
+    down = nodes[(nodes["target_status"] == "UNREACHABLE").fillna(False)].sort_values(["account_id", "region"])
+    keys = ("account_id", "account_name", "ou_path", "region", "wave")
+    return [
+        {
+            **{k: _text(row[k]) for k in keys},
+            "stage": _text(row["target_error_stage"]),
+            "error_code": _text(row["target_error"]),
+        }
+        for _, row in down.iterrows()  # one row per unreachable target: a handful
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def unrecognised_counts(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, int]]:
+    """``{"<table>.<column>": {"<value as AWS sent it>": rows}}`` from the tables' ``unrecognised`` lists."""
+    out: dict[str, dict[str, int]] = {}
+    for name in sorted(tables):
+        frame = tables[name]
+        if UNRECOGNISED not in frame or frame.empty:
+            continue
+        flat = pc.list_flatten(pa.array(frame[UNRECOGNISED]))
+        if not len(flat):
+            continue
+        for item in pc.value_counts(flat).to_pylist():
+            column, _, value = item["values"].partition("=")
+            out.setdefault(f"{name}.{column}", {})[value] = int(item["counts"])
+    return {field: dict(sorted(values.items())) for field, values in sorted(out.items())}
+
+
 def trend_point(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: entry.get(k) for k in ("run_id", "snapshot_date", "nodes", "compliant_pct")}
 
@@ -99,10 +135,12 @@ def summarize(
     table_uris: dict[str, str] | None = None,
     trend_runs: int = 30,
     worst: int = 10,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """summary.json exactly as docs/architecture.md describes it. ``history`` holds earlier runs' history entries
     (``load_history``); the trend is those (minus this run, if re-run) plus this run, oldest first, at most
-    ``trend_runs`` points. ``generated_at`` is passed in so a re-publish of the same run is byte-identical."""
+    ``trend_runs`` points. ``generated_at`` is passed in so a re-publish of the same run is byte-identical.
+    ``skipped`` are the plan's accounts left out (suspended, excluded, in no wave), listed as they are."""
     total = totals(tables)
     current = {
         "run_id": run_id,
@@ -123,6 +161,9 @@ def summarize(
         "by_ou": by_ou(tables["accounts"]),
         "worst_accounts": worst_accounts(tables["accounts"], worst),
         "trend": [trend_point(p) for p in points],
+        "unreachable": unreachable_targets(tables["nodes"]),
+        "skipped": [dict(s) for s in skipped or []],
+        "unrecognised": unrecognised_counts(tables),
         "security_hub": security_hub,
         "tables": dict(table_uris or {}),
     }
@@ -145,4 +186,12 @@ def history_entry(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> d
     }
 
 
-__all__ = ["by_ou", "history_entry", "summarize", "totals", "worst_accounts"]
+__all__ = [
+    "by_ou",
+    "history_entry",
+    "summarize",
+    "totals",
+    "unreachable_targets",
+    "unrecognised_counts",
+    "worst_accounts",
+]

@@ -56,6 +56,23 @@ class TrendRow(_Model):
     compliant_pct: Pct
 
 
+class UnreachableRow(_Model):
+    account_id: str
+    account_name: str | None = None
+    ou_path: str | None = None
+    region: str | None = None
+    wave: str | None = None
+    stage: str | None = None
+    error_code: str | None = None
+
+
+class SkippedRow(_Model):
+    account_id: str
+    account_name: str | None = None
+    ou_path: str | None = None
+    reason: str | None = None
+
+
 class SecurityHubCounts(_Model):
     created: Count = 0
     updated: Count = 0
@@ -73,6 +90,9 @@ class Summary(_Model):
     by_ou: list[OuRow]
     worst_accounts: list[AccountRow]
     trend: list[TrendRow]
+    # Older producers wrote neither list: empty then.
+    unreachable: list[UnreachableRow] = Field(default_factory=list)
+    skipped: list[SkippedRow] = Field(default_factory=list)
     security_hub: SecurityHubCounts | None = None
     tables: dict[str, str] = Field(default_factory=dict)
 
