@@ -308,4 +308,5 @@ def policy_documents(resolved: Resolved) -> list[PolicyDocument]:
 
 
 def templates() -> list[Path]:
-    return sorted(DEPLOY.rglob("*.yaml"))
+    """The CloudFormation templates under deploy/ (docker-compose and Helm values live there too, and are not)."""
+    return sorted(p for p in DEPLOY.rglob("*.yaml") if "AWSTemplateFormatVersion:" in p.read_text())

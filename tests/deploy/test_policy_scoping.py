@@ -122,7 +122,10 @@ def test_the_hub_reads_and_writes_only_the_reports_prefix_of_its_bucket(hub) -> 
     assert not allows(hub, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/elsewhere/x.json")
     assert not allows(hub, "s3:GetObject", "arn:aws:s3:::another-bucket/patch-compliance/x.json")
     assert not allows(hub, "s3:ListBucket", "arn:aws:s3:::another-bucket")
-    for action in ("s3:DeleteObject", "s3:PutBucketPolicy", "s3:GetObjectAcl", "s3:ListAllMyBuckets"):
+    # A failed publish deletes what it wrote (DeleteObjects), only under the prefix.
+    assert allows(hub, "s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/patch-compliance/runs/r/summary.json")
+    assert not allows(hub, "s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/elsewhere/x.json")
+    for action in ("s3:PutBucketPolicy", "s3:GetObjectAcl", "s3:ListAllMyBuckets"):
         assert not allows(hub, action, f"arn:aws:s3:::{BUCKET}/patch-compliance/x.json"), action
     other_prefix = docs(HUB_TEMPLATE, MGMT, ReportsBucketName=BUCKET, ReportsPrefix="teams/sec")
     assert allows(other_prefix, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/teams/sec/latest/summary.json")

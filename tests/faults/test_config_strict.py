@@ -134,6 +134,7 @@ def test_a_broken_config_is_a_dag_import_error_naming_the_field(tmp_path, monkey
         "patch_compliance_scan.py",
         "patch_compliance_collect.py",
         "patch_compliance_trends.py",
+        "patch_compliance_remediate.py",
     }, result
     for message in result["errors"].values():
         assert "scan.allow_install" in message and "reports.bucket" in message
@@ -143,7 +144,12 @@ def test_a_broken_config_is_a_dag_import_error_naming_the_field(tmp_path, monkey
 def test_an_unset_config_still_parses_with_the_default_layout(monkeypatch):
     result = _parse(monkeypatch, None)
     assert result["errors"] == {}
-    assert {"patch_compliance_scan", "patch_compliance_collect", "patch_compliance_trends"} <= set(result["dags"])
+    assert {
+        "patch_compliance_scan",
+        "patch_compliance_collect",
+        "patch_compliance_trends",
+        "patch_compliance_remediate",
+    } <= set(result["dags"])
 
 
 @pytest.mark.parametrize(
