@@ -1,9 +1,10 @@
 """Collect both result channels of Patch Manager for one account-region into a raw document.
 
 Channels: ``AWS:PatchSummary`` (DescribeInstancePatchStates / DescribeInstancePatches) and ``AWS:ComplianceItem``
-(ListComplianceItems: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
-information and running EC2 instances (to find unmanaged ones). Items are kept as the APIs return them; the
-transform step owns normalisation (docs/architecture.md, raw collection document).
+(ListResourceComplianceSummaries for every resource, then ListComplianceItems with a Status filter only for the
+resources NON_COMPLIANT there: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
+information (reused from the scan when fresh) and running EC2 instances (to find unmanaged ones). Items are kept as
+the APIs return them; the transform step owns normalisation (docs/architecture.md, raw collection document).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ NON_COMPLIANT_COUNTS = (
     "OtherNonCompliantCount",
 )
 EC2_KEEP = ("InstanceId", "State", "Tags", "PlatformDetails", "Platform", "LaunchTime", "InstanceType")
+# The compliance types the compliance_items table holds, in the order their items are listed.
+COMPLIANCE_TYPES = ("Patch", "Association")
 
 
 def is_non_compliant(state: dict[str, Any]) -> bool:
@@ -68,9 +71,28 @@ def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
     )
 
 
-def compliance_items(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
-    # ListComplianceItems takes exactly one ResourceId per call today (docs/aws-behaviours.md §10).
-    filters = [{"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}]
+def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
+    """Per resource id, the compliance types (of COMPLIANCE_TYPES) ListResourceComplianceSummaries reports
+    NON_COMPLIANT: one paged call per account-region for every node (docs/aws-behaviours.md §10, §26)."""
+    filters = [{"Key": "ComplianceType", "Values": list(COMPLIANCE_TYPES), "Type": "EQUAL"}]
+    out: dict[str, list[str]] = {}
+    for summary in paginate(
+        ssm, "list_resource_compliance_summaries", "ResourceComplianceSummaryItems", Filters=filters, MaxResults=50
+    ):
+        if summary.get("Status") == "NON_COMPLIANT" and summary.get("ComplianceType") in COMPLIANCE_TYPES:
+            types = out.setdefault(summary["ResourceId"], [])
+            if summary["ComplianceType"] not in types:
+                types.append(summary["ComplianceType"])
+    return out
+
+
+def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[str, Any]]:
+    """The NON_COMPLIANT items of one node. ListComplianceItems takes exactly one ResourceId per call today
+    (docs/aws-behaviours.md §10); the Status filter key is not confirmed against the live service (§26)."""
+    filters = [
+        {"Key": "ComplianceType", "Values": sorted(types, key=COMPLIANCE_TYPES.index), "Type": "EQUAL"},
+        {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
+    ]
     return list(
         paginate(
             ssm,
@@ -89,15 +111,18 @@ def collect_target(
     target: dict[str, Any],
     cfg: CollectConfig,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    listing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The raw document of one target. Unreachable accounts/regions are recorded; a failing per-node call is
-    recorded in ``warnings`` and what was already collected is kept."""
+    """The raw document of one target. ``listing`` is the scan's DescribeInstanceInformation result for this
+    target when it is fresh enough to reuse (None: list the nodes here). Unreachable accounts/regions are
+    recorded; a failing per-node call is recorded in ``warnings`` and what was already collected is kept."""
     doc: dict[str, Any] = {
         "target": target,
         "status": "OK",
         "error": None,
         "warnings": [],
         "collected_at": now().isoformat(),
+        "listing_reused": listing is not None,
         "instance_information": [],
         "ec2_instances": [],
         "patch_states": [],
@@ -107,7 +132,7 @@ def collect_target(
     try:
         ctx = account_context(target["account_id"])
         ssm = ctx.client("ssm", target["region"])
-        doc["instance_information"] = managed_nodes(ssm)
+        doc["instance_information"] = list(listing) if listing is not None else managed_nodes(ssm)
         doc["ec2_instances"] = running_instances(ctx.client("ec2", target["region"]))
         ids = sorted(n["InstanceId"] for n in doc["instance_information"])
         doc["patch_states"] = patch_states(ssm, ids)
@@ -123,9 +148,18 @@ def collect_target(
     for state in doc["patch_states"]:
         if is_non_compliant(state):
             _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
-    if cfg.compliance_items:
+    if cfg.compliance_items and ids:
+        try:
+            flagged = non_compliant_types(ssm)
+        except (ClientError, BotoCoreError) as exc:
+            flagged = {}
+            doc["warnings"].append(
+                {"stage": "compliance_summaries", "instance_id": None, "code": error_code(exc), "message": str(exc)}
+            )
         for node_id in ids:
-            _per_node(doc, "compliance_items", node_id, lambda i: compliance_items(ssm, i))
+            if node_id in flagged:
+                types = flagged[node_id]
+                _per_node(doc, "compliance_items", node_id, lambda i, types=types: compliance_items(ssm, i, types))
     return doc
 
 

@@ -162,7 +162,7 @@ def node_rows(
         frame[name] = column.array
     frame = frame.merge(invocations, on=["account_id", "region", "instance_id"], how="left")
     frame = _with_patch_aggregates(frame, patches)
-    return _classify(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
+    return classify_nodes(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
 
 
 def _with_patch_aggregates(frame: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
@@ -193,7 +193,9 @@ def _flag(series: pd.Series) -> np.ndarray:
     return series.fillna(False).astype(bool).to_numpy()
 
 
-def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+def classify_nodes(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+    """compliance_status, scan_age_days and coverage_status from the node's columns and the run's clock (the
+    report step runs it again on staged nodes, with its own clock)."""
     has_state = _flag(frame["has_patch_state"])
     counts = frame[list(NON_COMPLIANT_COUNTS)].astype("Int64").fillna(0).to_numpy()
     non_compliant = (counts > 0).any(axis=1)
