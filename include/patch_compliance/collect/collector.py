@@ -34,6 +34,8 @@ NON_COMPLIANT_COUNTS = (
 EC2_KEEP = ("InstanceId", "State", "Tags", "PlatformDetails", "Platform", "LaunchTime", "InstanceType")
 # The compliance types the compliance_items table holds, in the order their items are listed.
 COMPLIANCE_TYPES = ("Patch", "Association")
+# What SSM answers for a filter key it does not take (as the emulator does for unknown keys).
+FILTER_REFUSED = frozenset({"InvalidFilter", "InvalidFilterKey", "ValidationException"})
 
 
 def is_non_compliant(state: dict[str, Any]) -> bool:
@@ -88,13 +90,13 @@ def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
 
 def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[str, Any]]:
     """The NON_COMPLIANT items of one node. ListComplianceItems takes exactly one ResourceId per call today
-    (docs/aws-behaviours.md §10); the Status filter key is not confirmed against the live service (§26)."""
-    filters = [
-        {"Key": "ComplianceType", "Values": sorted(types, key=COMPLIANCE_TYPES.index), "Type": "EQUAL"},
-        {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
-    ]
-    return list(
-        paginate(
+    (docs/aws-behaviours.md §10). The Status filter key is not confirmed against the live service (§26): if it is
+    refused, the node is listed by type only; either way only NON_COMPLIANT items are kept."""
+    by_type = {"Key": "ComplianceType", "Values": sorted(types, key=COMPLIANCE_TYPES.index), "Type": "EQUAL"}
+    by_status = {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}
+
+    def listed(filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = paginate(
             ssm,
             "list_compliance_items",
             "ComplianceItems",
@@ -103,7 +105,14 @@ def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[
             Filters=filters,
             MaxResults=50,
         )
-    )
+        return [item for item in items if item.get("Status") == "NON_COMPLIANT"]
+
+    try:
+        return listed([by_type, by_status])
+    except ClientError as exc:
+        if error_code(exc) not in FILTER_REFUSED:
+            raise
+        return listed([by_type])
 
 
 def collect_target(
