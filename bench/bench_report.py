@@ -4,7 +4,8 @@
     python bench/bench_report.py --profile medium --profile large --json artifacts/bench-report.json
 
 The emulator runs in this process (``sandbox.testing.running_sandbox``); the collect step (discover + every
-shard's ``steps.collect_shard``, shards in a small thread pool) and the report step (``steps.report``) each run
+shard's ``steps.collect_shard`` with its own run context, as a task instance has, shards in a small thread
+pool) and the report step (``steps.report``) each run
 in a child process, so each peak RSS (``ru_maxrss``) is that step's own. Printed per profile: targets, nodes,
 calls per AWS action during collect, collect wall time, report wall time, report peak RSS, the RSS the report
 process had before the step (imports) and the Arrow size of the tables the report published (read back after
@@ -67,12 +68,12 @@ def child_collect(run_after: str) -> dict:
 
     from include.patch_compliance import steps
 
-    run = _run_context(run_after)
     start = time.perf_counter()
-    plan = steps.plan_fleet(run)
+    plan = steps.plan_fleet(_run_context(run_after))
     refs = [ref for wave in plan["waves"].values() for ref in wave]
+    # A fresh run context per shard, as every Airflow task instance has its own (member contexts included).
     with ThreadPoolExecutor(max_workers=SHARD_THREADS) as pool:
-        results = list(pool.map(lambda ref: steps.collect_shard(run, ref), refs))
+        results = list(pool.map(lambda ref: steps.collect_shard(_run_context(run_after), ref), refs))
     return {
         "collect_s": round(time.perf_counter() - start, 2),
         "collect_peak_rss_mb": round(_peak_mb()),
