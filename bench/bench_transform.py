@@ -2,6 +2,7 @@
 
     python bench/bench_transform.py                 # 10k, 100k and 1M patch rows, fresh processes per step
     python bench/bench_transform.py --rows 100000   # one size, everything in this process
+    python bench/bench_transform.py --sizes 1000000 # some sizes, fresh processes per step
 
 Per size: ``prepare`` generates day 1 (published as the previous snapshot) and day 2, stages day 2 in collect shards
 of 25 targets as the collect tasks do (Parquet files) and also writes day 2's raw documents as gzip JSON (what the
@@ -266,6 +267,7 @@ def print_result(r: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, help="one size, in this process")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="sizes, fresh processes per step")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--prepare", nargs=2, metavar=("ROWS", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
@@ -276,7 +278,7 @@ def main() -> int:
     if args.measure:
         print(json.dumps(measure(args.measure[0], Path(args.measure[1]))))
         return 0
-    results = [run_one(args.rows)] if args.rows else [run_isolated(rows) for rows in SIZES]
+    results = [run_one(args.rows)] if args.rows else [run_isolated(rows) for rows in args.sizes]
     for result in results:
         print_result(result)
     if args.json:
