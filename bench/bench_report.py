@@ -120,12 +120,14 @@ def child_report(run_after: str) -> dict:
 def _child(step: str, env: dict[str, str], run_after: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", step, "--run-after", run_after],
-        check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=env,
     )
+    if out.returncode:
+        print(f"{step} step failed ({out.returncode}):\n{out.stderr[-4000:]}", file=sys.stderr)
+        raise SystemExit(1)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -188,6 +188,18 @@ def test_the_report_reads_the_staged_parquet_and_nothing_else(sandbox):
     assert steps.scanned_targets(run) == set(readable_targets(run))
 
 
+def test_reporting_a_run_again_from_its_staged_parquet_rewrites_the_same_bytes(sandbox):
+    run = make_run("report-twice", dag_id="patch_compliance_scan")
+    collect_all(run)
+    first = steps.report(run)
+    summary = json.loads(get_bytes(run.hub, *parse_s3_uri(first["summary_uri"])))
+    uris = [*summary["tables"].values(), first["report_url"], first["summary_uri"]]
+    before = {uri: get_bytes(run.hub, *parse_s3_uri(uri)) for uri in uris}
+    again = steps.report(run)
+    assert again == first
+    assert {uri: get_bytes(run.hub, *parse_s3_uri(uri)) for uri in uris} == before
+
+
 def test_command_outcomes_of_a_shard_that_was_never_staged_are_still_published(sandbox):
     run = make_run("report-commands-fallback", dag_id="patch_compliance_collect")
     collect_all(run)
