@@ -1,4 +1,4 @@
--- compliance_items: NON_COMPLIANT ListComplianceItems rows (Patch and Association types) per node per run.
+-- compliance_items: ListComplianceItems rows (Patch and Association types) per node per run.
 -- Columns and meanings: docs/data-contract.md. Types: include/patch_compliance/transform/schema.py.
 -- Replace <bucket>/<prefix> with reports.bucket/reports.prefix. Partition projection: no crawler and no
 -- MSCK REPAIR; new days appear by themselves.
