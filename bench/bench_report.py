@@ -93,9 +93,9 @@ def child_report(run_after: str) -> dict:
     run = _run_context(run_after)
     run.hub.client("s3")
     before = _rss_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = steps.report(run)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _peak_mb()
     summary = json.loads(get_bytes(run.hub, *parse_s3_uri(result["summary_uri"])))
     arrow_bytes, rows = 0, {}
@@ -108,6 +108,7 @@ def child_report(run_after: str) -> dict:
     arrow_mb = arrow_bytes / 2**20
     return {
         "report_s": round(seconds, 2),
+        "report_cpu_s": round(cpu, 2),
         "report_peak_rss_mb": round(peak),
         "report_rss_before_mb": round(before),
         "tables_arrow_mb": round(arrow_mb, 1),
@@ -164,8 +165,9 @@ def print_result(r: dict) -> None:
     print(f"collect: {r['collect_s']:.1f} s, peak RSS {r['collect_peak_rss_mb']:,} MB")
     print("collect calls: " + ", ".join(f"{k}={v:,}" for k, v in r["collect_calls"].items()))
     print(
-        f"report:  {r['report_s']:.1f} s, peak RSS {r['report_peak_rss_mb']:,} MB "
-        f"(before the step {r['report_rss_before_mb']:,} MB), tables {r['tables_arrow_mb']:,} MB as Arrow"
+        f"report:  {r['report_s']:.1f} s ({r.get('report_cpu_s', 0):.1f} s CPU), "
+        f"peak RSS {r['report_peak_rss_mb']:,} MB (before the step {r['report_rss_before_mb']:,} MB), "
+        f"tables {r['tables_arrow_mb']:,} MB as Arrow"
     )
     print(f"report peak / Arrow size: {r['peak_over_arrow']}, (peak - before) / Arrow size: {r['growth_over_arrow']}")
     print("report S3 calls: " + ", ".join(f"{k}={v:,}" for k, v in r["report_s3_calls"].items()))
