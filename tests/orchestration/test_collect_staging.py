@@ -226,3 +226,71 @@ def test_command_outcomes_of_a_shard_that_was_never_staged_are_still_published(s
 def published(run, report: dict, name: str) -> pd.DataFrame:
     summary = json.loads(get_bytes(run.hub, *parse_s3_uri(report["summary_uri"])))
     return pd.read_parquet(io.BytesIO(get_bytes(run.hub, *parse_s3_uri(summary["tables"][name]))))
+
+
+def _stubbed_ssm():
+    import boto3
+    from botocore.stub import Stubber
+
+    ssm = boto3.client("ssm", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return ssm, Stubber(ssm)
+
+
+def _item(node: str, ctype: str, status: str) -> dict:
+    return {"ComplianceType": ctype, "ResourceType": "ManagedInstance", "ResourceId": node, "Id": "x", "Status": status}
+
+
+def test_association_only_non_compliance_lists_association_items_aws_behaviours_26():
+    from include.patch_compliance.collect.collector import compliance_items, non_compliant_types
+
+    ssm, stub = _stubbed_ssm()
+    summaries = [
+        {"ComplianceType": "Patch", "ResourceId": "i-1", "Status": "COMPLIANT"},
+        {"ComplianceType": "Association", "ResourceId": "i-1", "Status": "NON_COMPLIANT"},
+        {"ComplianceType": "Patch", "ResourceId": "i-2", "Status": "NON_COMPLIANT"},
+        {"ComplianceType": "Association", "ResourceId": "i-2", "Status": "NON_COMPLIANT"},
+        {"ComplianceType": "Patch", "ResourceId": "i-3", "Status": "COMPLIANT"},
+    ]
+    stub.add_response(
+        "list_resource_compliance_summaries",
+        {"ResourceComplianceSummaryItems": summaries[:3], "NextToken": "t"},
+        {"Filters": SUMMARY_TYPES, "MaxResults": 50},
+    )
+    stub.add_response(
+        "list_resource_compliance_summaries",
+        {"ResourceComplianceSummaryItems": summaries[3:]},
+        {"Filters": SUMMARY_TYPES, "MaxResults": 50, "NextToken": "t"},
+    )
+    status = {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}
+    stub.add_response(
+        "list_compliance_items",
+        {"ComplianceItems": [_item("i-1", "Association", "NON_COMPLIANT")]},
+        {
+            "ResourceIds": ["i-1"],
+            "ResourceTypes": ["ManagedInstance"],
+            "Filters": [{"Key": "ComplianceType", "Values": ["Association"], "Type": "EQUAL"}, status],
+            "MaxResults": 50,
+        },
+    )
+    with stub:
+        flagged = non_compliant_types(ssm)
+        assert flagged == {"i-1": ["Association"], "i-2": ["Patch", "Association"]}
+        assert compliance_items(ssm, "i-1", flagged["i-1"]) == [_item("i-1", "Association", "NON_COMPLIANT")]
+    stub.assert_no_pending_responses()
+
+
+def test_a_refused_status_filter_lists_by_type_and_keeps_only_non_compliant_items_aws_behaviours_26():
+    from include.patch_compliance.collect.collector import compliance_items
+
+    ssm, stub = _stubbed_ssm()
+    by_type = {"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}
+    status = {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}
+    common = {"ResourceIds": ["i-1"], "ResourceTypes": ["ManagedInstance"], "MaxResults": 50}
+    stub.add_client_error(
+        "list_compliance_items", "InvalidFilterKey", "bad key", expected_params={**common, "Filters": [by_type, status]}
+    )
+    items = [_item("i-1", "Patch", s) for s in ("COMPLIANT", "NON_COMPLIANT", "")]
+    stub.add_response("list_compliance_items", {"ComplianceItems": items}, {**common, "Filters": [by_type]})
+    with stub:
+        assert compliance_items(ssm, "i-1", ["Association", "Patch"]) == [items[1]]
+    stub.assert_no_pending_responses()
