@@ -43,7 +43,7 @@ def run_profile(profile: str) -> dict:
             {"AWS_ENDPOINT_URL": sb.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        from include.patch_compliance import steps
+        from include.patch_compliance import run_staging, steps
         from include.patch_compliance.aws import context_from_connection
         from include.patch_compliance.config import parse_config
         from include.patch_compliance.runtime import RunContext
@@ -64,7 +64,7 @@ def run_profile(profile: str) -> dict:
         steps.plan_fleet(run)
         req = ScanRequest(operation="Scan", run_id=run.run_id, run_tag=run_tag("bench", run.run_id), scan=cfg.scan)
         since = datetime.now(UTC) - timedelta(hours=1)
-        plan = steps.load_plan(run)
+        plan = run_staging.load_plan(run)
         shards = [[scan_record(run.members.get, t, req, since) for t in shard] for shard in plan.waves["all"]]
         legacy_records = [[{k: v for k, v in r.items() if k != "sent_at"} for r in shard] for shard in shards]
         sent = [[r for r in shard if r["commands"]] for shard in shards]

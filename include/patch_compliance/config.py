@@ -120,8 +120,12 @@ class ScanConfig(_Model):
 
 
 class CollectConfig(_Model):
-    compliance_items: StrictBool = Field(True, description="ListComplianceItems per node: one more call per node")
+    compliance_items: StrictBool = Field(
+        True, description="ListResourceComplianceSummaries per target, ListComplianceItems per NON_COMPLIANT node"
+    )
     stale_after_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # Collect reuses the scan's DescribeInstanceInformation listing of a target up to this age; 0 = list again.
+    node_listing_max_age_seconds: Annotated[int, Field(ge=0, le=86_400)] = 3600
 
 
 class OrchestrationConfig(_Model):

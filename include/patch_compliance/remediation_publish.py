@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from include.patch_compliance import steps
+from include.patch_compliance import run_staging
 from include.patch_compliance.publish.remediation import publish_remediation
 from include.patch_compliance.publish.report_files import json_bytes, latest_keys, read_parquet_bytes, run_key
 from include.patch_compliance.remediate.plan import RemediationPlan
@@ -53,7 +53,9 @@ def _not_sent(run: RunContext, plan: RemediationPlan) -> dict[NodeKey, str]:
     """Why a planned node got no Install, from its wave's scan records (unreachable, refused, not managed)."""
     out: dict[NodeKey, str] = {}
     for wave, by_target in plan.instance_ids.items():
-        records = {(r["target"]["account_id"], r["target"]["region"]): r for r in steps.read_records(run, "scan", wave)}
+        records = {
+            (r["target"]["account_id"], r["target"]["region"]): r for r in run_staging.read_records(run, "scan", wave)
+        }
         for (account_id, region), ids in by_target.items():
             rec = records.get((account_id, region))
             if rec is None:
@@ -89,7 +91,7 @@ def verified(run: RunContext) -> Verified:
     selection = run.get(run.key("selection"))
     plan = load_remediation_plan(run)
     docs = _optional(run, "verify", [])
-    records = steps.read_records(run, "commands")
+    records = run_staging.read_records(run, "commands")
     snapshot_date = run.run_after.date()
     tables = build_tables(
         docs,

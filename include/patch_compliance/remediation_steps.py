@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from include.patch_compliance import steps
+from include.patch_compliance import run_staging, steps
 from include.patch_compliance.aws import TargetUnreachable
 from include.patch_compliance.collect.collector import collect_target, managed_nodes, patch_states
 from include.patch_compliance.config import FleetConfig
@@ -245,7 +245,9 @@ def rescan_decision(run: RunContext) -> list[dict[str, str]]:
     key = run.key("rescan")
     if key in list_keys(run.hub, run.bucket, key):
         return run.get(key)["nodes"]
-    installs = latest_invocations([r for r in steps.read_records(run, "commands") if r.get("wave") != RESCAN_WAVE])
+    installs = latest_invocations(
+        [r for r in run_staging.read_records(run, "commands") if r.get("wave") != RESCAN_WAVE]
+    )
     by_target: dict[tuple[str, str], list[str]] = {}
     for account_id, region, instance_id in installs:
         by_target.setdefault((account_id, region), []).append(instance_id)

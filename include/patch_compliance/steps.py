@@ -5,19 +5,41 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.patch_compliance.aws.clients import GLOBAL_REGION
 from include.patch_compliance.collect.collector import collect_target
 from include.patch_compliance.discover.org import walk_organization
-from include.patch_compliance.discover.plan import Plan, build_plan
+from include.patch_compliance.discover.plan import build_plan
+from include.patch_compliance.run_staging import (
+    load_plan,
+    read_records,
+    scan_listings,
+    shard_records,
+    staged,
+    staged_run,
+)
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.storage import get_bytes, list_keys, object_exists, parse_s3_uri, put_bytes
+from include.patch_compliance.storage import (
+    get_bytes,
+    list_keys,
+    object_exists,
+    parse_s3_uri,
+    put_bytes,
+    s3_uri,
+    staged_key,
+    to_jsonable,
+)
 from include.patch_compliance.vocab import FLEET_DAG_IDS
 from include.patch_compliance.wait.status import failure_ratio
 
+if TYPE_CHECKING:
+    from include.patch_compliance.transform.staging import StagedRun
+
 log = logging.getLogger(__name__)
+PARQUET = "application/vnd.apache.parquet"
 
 
 def plan_fleet(run: RunContext, ou_ids: list[str] | None = None, regions: list[str] | None = None) -> dict[str, Any]:
@@ -32,18 +54,6 @@ def plan_fleet(run: RunContext, ou_ids: list[str] | None = None, regions: list[s
         "skipped": len(plan.skipped),
         "plan_uri": uri,
     }
-
-
-def load_plan(run: RunContext) -> Plan:
-    return Plan.from_dict(run.get(run.key("plan")))
-
-
-def read_records(run: RunContext, kind: str, wave: str | None = None) -> list[dict[str, Any]]:
-    """Every record of a staging kind for this run (all shards, optionally one wave), in key order."""
-    out: list[dict[str, Any]] = []
-    for key in list_keys(run.hub, run.bucket, run.prefix(kind, wave)):
-        out += run.get(key)
-    return out
 
 
 def wave_gate(
@@ -83,19 +93,12 @@ def _gate_decision(run: RunContext, wave: str) -> dict[str, Any] | None:
     return staged(run, "gate", wave)
 
 
-def staged(run: RunContext, kind: str, wave: str | None = None, shard: int | None = None) -> Any | None:
-    """This run's staging object of ``kind`` if an earlier attempt wrote it, else None."""
-    key = run.key(kind, wave, shard)
-    return run.get(key) if key in list_keys(run.hub, run.bucket, key) else None
-
-
 def collect_shard(run: RunContext, shard: dict[str, Any]) -> dict[str, Any]:
-    """Collect every target of a shard (bounded concurrency) and store the raw documents in S3."""
+    """Collect every target of a shard (bounded concurrency), normalise the shard into the staged tables with its
+    command outcomes, and stage them as Parquet (docs/architecture.md, "Staged tables")."""
     wave, number = shard["wave"], int(shard["shard"])
-    targets = load_plan(run).waves[wave][number]
-    with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
-        docs = list(pool.map(lambda t: collect_target(run.members.get, t.as_dict(), run.cfg.collect), targets))
-    uri = run.put(run.key("raw", wave, number), docs)
+    docs = collect_docs(run, wave, number)
+    key = stage_shard(run, wave, number, docs)
     return {
         "wave": wave,
         "shard": number,
@@ -103,8 +106,50 @@ def collect_shard(run: RunContext, shard: dict[str, Any]) -> dict[str, Any]:
         "nodes": sum(len(d["instance_information"]) for d in docs),
         "unreachable": sum(1 for d in docs if d["status"] == "UNREACHABLE"),
         "warnings": sum(len(d["warnings"]) for d in docs),
-        "raw_uri": uri,
+        "reused_listings": sum(1 for d in docs if d["listing_reused"]),
+        "staged_uri": s3_uri(run.bucket, key.rsplit("/", 1)[0] + "/"),
     }
+
+
+def collect_docs(run: RunContext, wave: str, number: int) -> list[dict[str, Any]]:
+    """The raw documents of one shard's targets (bounded concurrency), in memory, as JSON would give them back."""
+    targets = load_plan(run).waves[wave][number]
+    listings = scan_listings(run, wave, number)
+    with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
+        docs = list(
+            pool.map(
+                lambda t: collect_target(
+                    run.members.get, t.as_dict(), run.cfg.collect, listing=listings.get((t.account_id, t.region))
+                ),
+                targets,
+            )
+        )
+    return to_jsonable(docs)  # the encoding the tables are built from (ISO-8601 times), as JSON staging gave it
+
+
+def stage_shard(run: RunContext, wave: str, number: int, docs: list[dict[str, Any]]) -> str:
+    """Normalise a shard's raw documents with its staged command outcomes and write its staged tables; returns
+    the key of the last one written (the targets table, whose presence means the shard is complete)."""
+    from include.patch_compliance.transform.staging import STAGED, parquet_bytes, stage_tables
+
+    tables = stage_tables(
+        docs,
+        shard_records(run, "commands", wave, number),
+        now=run.run_after,
+        sla_days=run.cfg.thresholds.sla_days,
+        stale_after_days=run.cfg.collect.stale_after_days,
+    )
+    for name in STAGED:  # in STAGED order: targets last
+        key = staged_key(run.cfg.reports.prefix, run.run_id, wave, number, name)
+        put_bytes(
+            run.hub,
+            run.bucket,
+            key,
+            parquet_bytes(tables[name]),
+            content_type=PARQUET,
+            kms_key_id=run.cfg.reports.kms_key_id,
+        )
+    return key
 
 
 def final_gate(run: RunContext, totals: dict[str, Any]) -> str:
@@ -164,45 +209,44 @@ class NothingToPublish(RuntimeError):
     history and the tables stay as the last good run left them."""
 
 
-def publishable_docs(run: RunContext, *, discovered: bool) -> list[dict[str, Any]]:
-    """This run's raw documents, if they may be published: discover succeeded and at least one account-region
-    was read. Some waves failing is fine (what was collected is published and the final gate fails the run);
-    a run that was refused, failed in discover or read nothing would publish an empty fleet, move ``latest/``
-    and become the previous snapshot, so the next good run would report every node and patch as new."""
+def check_publishable(staged: StagedRun, *, discovered: bool) -> None:
+    """Raise NothingToPublish unless discover succeeded and at least one account-region was read (a staged
+    target with status OK). Some waves failing is fine (what was collected is published and the final gate fails
+    the run); a run that was refused, failed in discover or read nothing would publish an empty fleet, move
+    ``latest/`` and become the previous snapshot, so the next good run would report every node and patch as new."""
     kept = "nothing was published: latest/, the history and the tables still show the last good run"
     if not discovered:
         raise NothingToPublish(f"discover did not succeed in this run (refused or failed: see its log), so {kept}")
-    docs = read_records(run, "raw")
-    readable = [d for d in docs if d["status"] == "OK"]
-    if not readable:
-        codes = sorted({str((d.get("error") or {}).get("code")) for d in docs})
+    targets = staged.table("targets", ["target_status", "target_error"])
+    statuses = targets.column(0).to_pylist()
+    if "OK" not in statuses:
+        codes = sorted({str(code) for code in targets.column(1).to_pylist()})
         raise NothingToPublish(
-            f"no account-region was collected in this run ({len(docs)} staged, all unreachable: {codes}); {kept}"
+            f"no account-region was collected in this run ({len(statuses)} staged, all unreachable: {codes}); {kept}"
         )
-    return docs
 
 
 def report(run: RunContext, *, discovered: bool = True) -> dict[str, Any]:
-    """Build the run's tables from everything staged (raw documents, command outcomes, the previous snapshot of
-    this DAG) and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical.
-    Raises NothingToPublish (before writing anything) when the run has nothing publishable (``publishable_docs``).
-    """
+    """Assemble the run's tables from the collect tasks' staged Parquet (and the previous snapshot of this DAG)
+    and publish them. The run's stable clock (``run_after``) makes a re-run byte-identical. Raises
+    NothingToPublish (before writing anything) when the run has nothing publishable (``check_publishable``)."""
     from include.patch_compliance.publish.reports import build_and_publish
 
     reports = run.cfg.reports
-    docs = publishable_docs(run, discovered=discovered)
-    published = build_and_publish(
-        run.hub,
-        reports,
-        docs,
-        read_records(run, "commands"),
-        run_id=run.run_id,
-        dag_id=run.dag_id,
-        now=run.run_after,
-        sla_days=run.cfg.thresholds.sla_days,
-        stale_after_days=run.cfg.collect.stale_after_days,
-        skipped=load_plan(run).skipped,
-    )
+    with tempfile.TemporaryDirectory(prefix="pc-report-") as workdir:
+        staged = staged_run(run, workdir)
+        check_publishable(staged, discovered=discovered)
+        published = build_and_publish(
+            run.hub,
+            reports,
+            staged,
+            run_id=run.run_id,
+            dag_id=run.dag_id,
+            now=run.run_after,
+            sla_days=run.cfg.thresholds.sla_days,
+            stale_after_days=run.cfg.collect.stale_after_days,
+            skipped=load_plan(run).skipped,
+        )
     unrecognised = published.summary["unrecognised"]
     if unrecognised:
         log.warning(
@@ -216,6 +260,7 @@ def report(run: RunContext, *, discovered: bool = True) -> dict[str, Any]:
         "report_url": written["report.html"],
         "summary_uri": written["summary.json"],
         "run_prefix": written["report.html"].split(f"s3://{reports.bucket}/", 1)[1].rsplit("/", 1)[0],
+        "staged_shards": len(staged.shards),
     }
 
 

@@ -1,9 +1,10 @@
 """Run-scoped S3 keys and gzip-JSON / bytes read-write, all through ``aws/`` (the one AWS module).
 
 Layout (docs/architecture.md):
-``<prefix>/_staging/run=<safe_run_id>/<kind>/<wave>/shard=<nnnn>.json.gz`` with kind raw | commands | scan (per
-shard), ``gate/<wave>/wave.json.gz`` (per wave) and ``plan.json.gz`` (per run); a remediation run also has
-``selection.json.gz``, ``rescan.json.gz`` and ``verify.json.gz`` (per run).
+``<prefix>/_staging/run=<safe_run_id>/<kind>/<wave>/shard=<nnnn>.json.gz`` with kind commands | scan (per shard),
+``gate/<wave>/wave.json.gz`` (per wave), ``plan.json.gz`` (per run), and the collect tasks' Parquet tables
+``staged/<wave>/shard=<nnnn>/<table>.parquet``; a remediation run also has ``selection.json.gz``, ``rescan.json.gz``
+and ``verify.json.gz`` (per run).
 Every object is written with server-side encryption: ``aws:kms`` + key when a key id is given, else ``AES256``.
 """
 
@@ -13,6 +14,7 @@ import gzip
 import hashlib
 import json
 import re
+import shutil
 from datetime import date, datetime
 from typing import Any
 
@@ -22,10 +24,13 @@ from include.patch_compliance.aws import AwsContext, error_code, paginate
 from include.patch_compliance.vocab import WAVE_NAME_PATTERN
 
 # Per-shard kinds, the per-wave kind and the per-run kind of staging object.
-SHARD_KINDS = ("raw", "commands", "scan")
+SHARD_KINDS = ("commands", "scan")
 WAVE_KINDS = ("gate",)
 RUN_KINDS = ("plan", "selection", "rescan", "verify")
 STAGING_KINDS = SHARD_KINDS + WAVE_KINDS + RUN_KINDS
+# The collect tasks' Parquet tables, one folder per shard (docs/architecture.md, "Staged tables").
+STAGED_KIND = "staged"
+_TABLE = re.compile(r"^[a-z][a-z_]{0,62}$")
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _WAVE = re.compile(WAVE_NAME_PATTERN)
 _MAX_SAFE_LEN = 120
@@ -83,9 +88,26 @@ def staging_key(prefix: str, run_id: str, kind: str, wave: str | None = None, sh
         return f"{base}{kind}/{_check_wave(wave)}/wave.json.gz"
     if shard is None:
         raise ValueError(f"staging kind {kind!r} needs a wave and a shard number")
+    _check_shard(shard)
+    return f"{base}{kind}/{_check_wave(wave)}/shard={shard:04d}.json.gz"
+
+
+def staged_prefix(prefix: str, run_id: str) -> str:
+    """The folder (ending in '/') of a run's staged Parquet tables, every shard."""
+    return join_key(prefix, "_staging", f"run={safe_run_id(run_id)}", STAGED_KIND) + "/"
+
+
+def staged_key(prefix: str, run_id: str, wave: str, shard: int, table: str) -> str:
+    """Key of one staged Parquet table of one collect shard: ``staged/<wave>/shard=<nnnn>/<table>.parquet``."""
+    _check_shard(shard)
+    if not _TABLE.match(table or ""):
+        raise ValueError(f"staged table name must match {_TABLE.pattern}, got {table!r}")
+    return f"{staged_prefix(prefix, run_id)}{_check_wave(wave)}/shard={shard:04d}/{table}.parquet"
+
+
+def _check_shard(shard: object) -> None:
     if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard <= 9999:
         raise ValueError(f"shard must be an int in 0..9999, got {shard!r}")
-    return f"{base}{kind}/{_check_wave(wave)}/shard={shard:04d}.json.gz"
 
 
 def _check_kind(kind: str) -> None:
@@ -150,6 +172,17 @@ def get_bytes(ctx: AwsContext, bucket: str, key: str) -> bytes:
         raise StorageError(f"cannot read {s3_uri(bucket, key)}: {code}: {hint}") from exc
 
 
+def download(ctx: AwsContext, bucket: str, key: str, path: str) -> str:
+    """Stream one object to a local file (never whole into memory) and return the path."""
+    try:
+        body = ctx.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        raise StorageError(f"cannot read {s3_uri(bucket, key)}: {error_code(exc)}: {exc}") from exc
+    with body, open(path, "wb") as out:
+        shutil.copyfileobj(body, out, 1 << 20)
+    return path
+
+
 def object_exists(ctx: AwsContext, bucket: str, key: str) -> bool:
     try:
         ctx.client("s3").head_object(Bucket=bucket, Key=key)
@@ -191,6 +224,11 @@ def dumps_json_gz(obj: Any) -> bytes:
     """Deterministic gzip JSON: sorted keys and a zero gzip mtime, so the same object gives the same bytes."""
     raw = json.dumps(obj, default=_json_default, sort_keys=True, separators=(",", ":")).encode()
     return gzip.compress(raw, compresslevel=6, mtime=0)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as JSON would give it back (datetimes as ISO-8601 strings): what a JSON staging round trip gave."""
+    return json.loads(json.dumps(obj, default=_json_default))
 
 
 def put_json_gz(ctx: AwsContext, bucket: str, key: str, obj: Any, *, kms_key_id: str | None = None) -> str:

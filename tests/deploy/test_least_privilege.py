@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from include.patch_compliance import steps
+from include.patch_compliance import run_staging, steps
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.collect.collector import collect_target
 from include.patch_compliance.config import parse_config
@@ -47,7 +47,7 @@ def recording():
         run = RunContext(cfg=cfg, dag_id="patch_compliance_scan", run_id="least-privilege", hub=hub)
         steps.plan_fleet(run)
         usable = {a["id"] for a in sb.fleet["accounts"] if a["has_role"] and a["state"] == "ACTIVE"}
-        target = next(t for t in steps.load_plan(run).targets if t.account_id in usable)
+        target = next(t for t in run_staging.load_plan(run).targets if t.account_id in usable)
         request = ScanRequest("Scan", run.run_id, run_tag(run.dag_id, run.run_id), cfg.scan)
         scanned = scan_record(run.members.get, target, request, datetime.now(UTC) - timedelta(hours=1))
         assert scanned["status"] == "SENT", scanned

@@ -17,7 +17,8 @@ from moto import mock_aws
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import ReportsConfig
 from include.patch_compliance.publish.reports import build_and_publish
-from include.patch_compliance.storage import StorageError, safe_run_id
+from include.patch_compliance.storage import StorageError, safe_run_id, to_jsonable
+from include.patch_compliance.transform.staging import StagedRun
 from tests.fixtures.raw.builders import NOW, instance_info, patch, patch_state, raw_doc
 
 BUCKET = "pc-atomic"
@@ -39,8 +40,7 @@ def _publish(hub, run_id, now=NOW):
     return build_and_publish(
         hub,
         ReportsConfig(bucket=BUCKET, prefix="pc"),
-        docs,
-        [],
+        StagedRun.from_docs(to_jsonable(docs), [], now=now, sla_days=SLA, stale_after_days=7),
         run_id=run_id,
         dag_id=DAG,
         now=now,

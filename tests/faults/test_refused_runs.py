@@ -24,7 +24,7 @@ from include.patch_compliance import steps
 from include.patch_compliance.aws import context_from_connection
 from include.patch_compliance.config import load_config
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.storage import list_keys
+from include.patch_compliance.storage import get_bytes, list_keys, put_bytes, staged_prefix
 from tests.integration.test_dags_e2e import BUCKET, PREFIX, _config, _dags_test, _keys, _s3
 
 DAG = "patch_compliance_scan"
@@ -37,7 +37,7 @@ def _published(sb) -> dict[str, bytes]:
 
 def _in_process_run(world, config, run_id: str, run_after: datetime, same_data_as: str | None = None) -> dict:
     """A good run through the step bodies: plan, collect every shard, report. ``same_data_as``: stage that run's
-    plan and raw documents instead of collecting again (the same fleet, without the minutes of collecting)."""
+    plan and staged tables instead of collecting again (the same fleet, without the minutes of collecting)."""
     sb = world[0]
     env = {"AWS_ENDPOINT_URL": sb.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     with mock.patch.dict(os.environ, env):
@@ -47,8 +47,9 @@ def _in_process_run(world, config, run_id: str, run_after: datetime, same_data_a
         if same_data_as:
             earlier = RunContext(cfg=run.cfg, dag_id=DAG, run_id=same_data_as, hub=hub)
             run.put(run.key("plan"), earlier.get(earlier.key("plan")))
-            for key in list_keys(hub, BUCKET, earlier.prefix("raw")):
-                run.put(run.prefix("raw") + key.removeprefix(earlier.prefix("raw")), earlier.get(key))
+            source, dest = (staged_prefix(run.cfg.reports.prefix, r.run_id) for r in (earlier, run))
+            for key in list_keys(hub, BUCKET, source):
+                put_bytes(hub, BUCKET, dest + key.removeprefix(source), get_bytes(hub, BUCKET, key))
         else:
             for refs in steps.plan_fleet(run)["waves"].values():
                 for ref in refs:

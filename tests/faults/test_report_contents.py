@@ -27,6 +27,7 @@ from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import parse_config
 from include.patch_compliance.orchestration.operators import PublishReportOperator
 from include.patch_compliance.runtime import RunContext
+from include.patch_compliance.storage import to_jsonable
 from tests.fixtures.raw.builders import (
     NOW,
     command_record,
@@ -53,12 +54,17 @@ def run() -> Iterator[RunContext]:
         yield RunContext(cfg=cfg, dag_id="patch_compliance_scan", run_id="manual__probe", hub=hub, run_after=NOW)
 
 
+def stage_docs(run: RunContext, wave: str, docs: list[dict]) -> None:
+    """What a collect task stages for shard 0 of ``wave`` after collecting ``docs`` (its staged Parquet tables)."""
+    steps.stage_shard(run, wave, 0, to_jsonable(docs))
+
+
 def stage(run: RunContext, docs: list[dict], commands: list[dict] = (), skipped: list[dict] = ()) -> dict:
     """Put what discover, wait and collect would have staged, run the report step, return what it published."""
     targets = [d["target"] for d in docs]
     run.put(run.key("plan"), {"waves": {"workloads": [targets]}, "skipped": list(skipped)})
-    run.put(run.key("raw", "workloads", 0), docs)
     run.put(run.key("commands", "workloads", 0), list(commands))
+    stage_docs(run, "workloads", docs)
     result = steps.report(run)
     s3 = run.hub.client("s3")
 
@@ -180,7 +186,7 @@ def test_scan_age_is_never_negative(run):
 def test_a_run_that_read_nothing_publishes_nothing(run):
     """Every account-region unreachable: an empty fleet must not replace the dashboard or the previous snapshot."""
     run.put(run.key("plan"), {"waves": {"workloads": [[target()]]}, "skipped": []})
-    run.put(run.key("raw", "workloads", 0), [unreachable_doc()])
+    stage_docs(run, "workloads", [unreachable_doc()])
     with pytest.raises(steps.NothingToPublish, match="no account-region was collected.*AccessDenied"):
         steps.report(run)
     assert not run.hub.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="pc/latest/").get("Contents")
@@ -189,12 +195,12 @@ def test_a_run_that_read_nothing_publishes_nothing(run):
 
 
 def test_a_partial_collection_is_still_published(run):
-    """A wave whose collect failed leaves no raw documents; what the other wave collected is published (and the
+    """A wave whose collect failed stages nothing; what the other wave collected is published (and the
     final gate fails the run): nothing already collected is lost."""
     other = target("222222222222", wave="canary")
     run.put(run.key("plan"), {"waves": {"canary": [[other]], "workloads": [[target()]]}, "skipped": []})
-    run.put(run.key("raw", "workloads", 0), [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
-    result = steps.report(run)  # no raw/canary/ at all: that wave's collect task failed
+    stage_docs(run, "workloads", [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
+    result = steps.report(run)  # nothing staged for canary: that wave's collect task failed
     assert result["totals"]["nodes"] == 1
     assert run.hub.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="pc/latest/")["KeyCount"] == 2
 
@@ -202,7 +208,7 @@ def test_a_partial_collection_is_still_published(run):
 @pytest.mark.parametrize(("plan", "published"), [(None, False), ({"plan_uri": "s3://x/plan.json.gz"}, True)])
 def test_the_report_task_publishes_only_after_discover_succeeded(run, plan, published):
     run.put(run.key("plan"), {"waves": {"workloads": [[target()]]}, "skipped": []})
-    run.put(run.key("raw", "workloads", 0), [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
+    stage_docs(run, "workloads", [raw_doc(info=[instance_info(A)], states=[patch_state(A)])])
     ti = SimpleNamespace(xcom_pull=lambda task_ids: plan if task_ids == "discover" else None, xcom_push=lambda **kw: 0)
     operator = PublishReportOperator(task_id="report")
     with mock.patch("include.patch_compliance.runtime.RunContext.from_airflow", return_value=run):

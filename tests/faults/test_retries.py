@@ -12,11 +12,12 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 
 from include.patch_compliance import steps
 from include.patch_compliance.orchestration.operators import PatchScanOperator
 from include.patch_compliance.scan.command import InstallNotAllowed
-from include.patch_compliance.storage import list_keys
+from include.patch_compliance.storage import StorageError, get_bytes, list_keys, put_bytes, staged_prefix
 from include.patch_compliance.transform.build import build_tables
 from tests.orchestration.conftest import fleet_config, make_run
 
@@ -69,10 +70,14 @@ def test_install_without_the_opt_in_is_refused_before_anything_is_sent(sandbox):
 
 
 def _collect(run):
+    """Collect and stage every shard as the collect tasks do; return the raw documents collected."""
+    docs = []
     for refs in steps.plan_fleet(run)["waves"].values():
         for ref in refs:
-            steps.collect_shard(run, ref)
-    return steps.read_records(run, "raw")
+            shard = steps.collect_docs(run, ref["wave"], int(ref["shard"]))
+            steps.stage_shard(run, ref["wave"], int(ref["shard"]), shard)
+            docs += shard
+    return docs
 
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -140,3 +145,30 @@ def test_throttling_30_percent_gives_identical_tables(sandbox, collected):
     for name in a:
         assert a[name].equals(b[name]), name
     assert len(a["nodes"]) > 20
+
+
+def test_a_publish_that_fails_midway_deletes_what_it_wrote_on_the_emulator(collected):
+    """The hub deletes (DeleteObjects, under the reports prefix only) what a failed first publish of a run wrote,
+    so latest/ and the good runs stay as they were."""
+    good, _ = collected
+    steps.report(good)
+    before = _published(good)
+    broken = make_run("faults-publish-broken", good.cfg)
+    broken.run_after = NOW
+    source, dest = (staged_prefix(good.cfg.reports.prefix, r.run_id) for r in (good, broken))
+    for key in list_keys(good.hub, good.bucket, source):
+        put_bytes(broken.hub, broken.bucket, dest + key.removeprefix(source), get_bytes(good.hub, good.bucket, key))
+    broken.put(broken.key("plan"), good.get(good.key("plan")))
+
+    def deny(params, **_):
+        if "/accounts/" in params["Key"]:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "injected"}}, "PutObject")
+
+    events = broken.hub.client("s3").meta.events
+    events.register("before-parameter-build.s3.PutObject", deny)
+    try:
+        with pytest.raises(StorageError, match="AccessDenied"):
+            steps.report(broken)
+    finally:
+        events.unregister("before-parameter-build.s3.PutObject", deny)
+    assert _published(good) == before  # nothing of the broken run left, nothing of the good one changed

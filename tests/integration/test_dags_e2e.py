@@ -109,6 +109,16 @@ def test_scan_dag_end_to_end(world):
     # every reachable account-region got exactly its commands; the role-less account is recorded, not scanned
     assert calls["ssm.SendCommand"] == sum(len(s["commands"]) for s in reachable) >= len(reachable) > 0
     assert {s["target"]["account_id"] for s in scans if s["status"] == "UNREACHABLE"} == roleless
+    # collect reused each scan's node listing: DescribeInstanceInformation ran once per listed target (< 50 nodes)
+    listed = [s for s in scans if "instance_information" in s]
+    assert listed and calls["ssm.DescribeInstanceInformation"] == len(listed)
+    # every shard was staged as Parquet (a complete shard has its targets table) and no raw JSON any more
+    import gzip
+
+    plan = json.loads(gzip.decompress(_s3(sb, f"{run_prefix}plan.json.gz")))
+    staged = [k for k in _keys(sb, f"{run_prefix}staged/") if k.endswith("/targets.parquet")]
+    assert len(staged) == sum(len(shards) for shards in plan["waves"].values())
+    assert not _keys(sb, f"{run_prefix}raw/")
     assert summary["totals"]["unreachable_targets"] == 2 * len(roleless)
     # The emulated org leaves one account-region's hub disabled: one Security Hub error, within the threshold.
     disabled = sb.fleet["security_hub"]["disabled"]
@@ -170,6 +180,7 @@ def test_collect_dag_sends_nothing_and_fails_its_gate_after_publishing(world):
     result, calls = _dags_test(world, "patch_compliance_collect", _config(configs / "strict.yaml", 0.1, 0.0))
     assert calls.get("ssm.SendCommand", 0) == 0
     assert calls["ssm.DescribeInstancePatchStates"] > 0 and calls["ssm.ListComplianceItems"] > 0
+    assert 0 < calls["ssm.ListResourceComplianceSummaries"] < calls["ssm.ListComplianceItems"]
     assert result.returncode != 0  # 2 of 10 account-regions unreachable > 10%
     assert "above thresholds.max_unreachable_ratio" in result.stdout + result.stderr
     # ... and the disabled hub fails it too once no Security Hub error is allowed (issue 10 item 7)

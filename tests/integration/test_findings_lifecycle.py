@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 
-from include.patch_compliance import steps
+from include.patch_compliance import run_staging, steps
 from include.patch_compliance.scan.command import ScanRequest, run_tag, scan_record
 from include.patch_compliance.wait.status import outcome_records, shard_progress
 from tests.orchestration.conftest import BUCKET, fleet_config, make_run
@@ -25,7 +25,7 @@ def full_run(sandbox, run_id: str, run_after: datetime):
     req = ScanRequest(operation="Scan", run_id=run_id, run_tag=run_tag(run.dag_id, run_id), scan=run.cfg.scan)
     for wave, refs in plan["waves"].items():
         for ref in refs:
-            targets = steps.load_plan(run).waves[wave][ref["shard"]]
+            targets = run_staging.load_plan(run).waves[wave][ref["shard"]]
             records = [scan_record(run.members.get, t, req, START - timedelta(days=1)) for t in targets]
             run.put(run.key("scan", wave, ref["shard"]), records)
             for _ in range(60):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from unittest import mock
 
+import pandas as pd
 import pytest
 
+from include.patch_compliance import run_staging
 from include.patch_compliance.aws import context_from_connection
 from include.patch_compliance.config import parse_config
 from include.patch_compliance.runtime import RunContext
@@ -42,3 +45,9 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 def make_run(run_id: str, cfg=None, dag_id: str = "patch_compliance_scan") -> RunContext:
     return RunContext(cfg=cfg or fleet_config(), dag_id=dag_id, run_id=run_id, hub=context_from_connection(None))
+
+
+def staged(run: RunContext, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Table ``name`` of every shard the run's collect tasks staged, as the report step reads it."""
+    with tempfile.TemporaryDirectory() as workdir:
+        return run_staging.staged_run(run, workdir, (name,)).table(name, columns).to_pandas()

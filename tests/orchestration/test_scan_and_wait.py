@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.patch_compliance import steps
+from include.patch_compliance import run_staging, steps
 from include.patch_compliance.scan.command import (
     InstallNotAllowed,
     ScanRequest,
@@ -27,7 +27,7 @@ def _scan_all(run, operation="Scan"):
         operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
     )
     since = datetime.now(UTC) - timedelta(days=1)
-    records = [scan_record(run.members.get, t, req, since) for t in steps.load_plan(run).targets]
+    records = [scan_record(run.members.get, t, req, since) for t in run_staging.load_plan(run).targets]
     return plan, req, since, records
 
 
@@ -52,7 +52,7 @@ def test_retry_after_crash_reuses_the_earlier_command(sandbox):
     run = make_run("scan-retry")
     _, req, since, first = _scan_all(run)
     sandbox.reset_calls()
-    target = steps.load_plan(run).targets[0]
+    target = run_staging.load_plan(run).targets[0]
     again = scan_record(run.members.get, target, req, since)
     assert sandbox.calls().get("ssm.SendCommand", 0) == 0
     original = next(r for r in first if r["target"] == target.as_dict())

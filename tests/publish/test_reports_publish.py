@@ -24,6 +24,7 @@ from include.patch_compliance.publish.reports import (
 from include.patch_compliance.storage import safe_run_id
 from include.patch_compliance.transform import build_tables
 from include.patch_compliance.transform.schema import PARTITION_COLUMN, RUN_TABLES
+from include.patch_compliance.transform.staging import StagedRun
 from include.patch_compliance.transform.summary import summarize
 from include.patch_compliance.ui.summary_model import parse_summary
 from tests.fixtures.raw.builders import (
@@ -89,8 +90,9 @@ def run(ctx, day: int, *, run_id: str | None = None, cfg: ReportsConfig | None =
     when = NOW + timedelta(days=day)
     run_id = run_id or f"scheduled__{when.isoformat()}"
     docs, commands = day_docs(day)
+    staged = StagedRun.from_docs(docs, commands, now=when, sla_days=SLA, stale_after_days=7)
     published = build_and_publish(
-        ctx, cfg, docs, commands, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
+        ctx, cfg, staged, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
     )
     return published.tables, published.written, published.previous
 

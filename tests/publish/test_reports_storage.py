@@ -36,23 +36,47 @@ def test_safe_run_id_keeps_simple_ids_and_disambiguates_rewritten_ones():
 
 
 def test_staging_key_layout_and_validation():
-    key = storage.staging_key("pc", "r1", "raw", "canary", 3)
-    assert key == "pc/_staging/run=r1/raw/canary/shard=0003.json.gz"
+    key = storage.staging_key("pc", "r1", "scan", "canary", 3)
+    assert key == "pc/_staging/run=r1/scan/canary/shard=0003.json.gz"
     assert storage.staging_key("", "r1", "commands", "all", 0) == "_staging/run=r1/commands/all/shard=0000.json.gz"
     assert storage.staging_key("pc/", "r1", "plan") == "pc/_staging/run=r1/plan.json.gz"
-    assert storage.staging_prefix("pc", "r1", "raw", "canary") == "pc/_staging/run=r1/raw/canary/"
+    assert storage.staging_prefix("pc", "r1", "scan", "canary") == "pc/_staging/run=r1/scan/canary/"
     with pytest.raises(ValueError, match="kind"):
         storage.staging_key("pc", "r1", "bogus", "canary", 1)
     with pytest.raises(ValueError, match="wave"):
-        storage.staging_key("pc", "r1", "raw", "Bad Wave", 1)
+        storage.staging_key("pc", "r1", "scan", "Bad Wave", 1)
     with pytest.raises(ValueError, match="shard"):
-        storage.staging_key("pc", "r1", "raw", "canary", -1)
+        storage.staging_key("pc", "r1", "scan", "canary", -1)
     with pytest.raises(ValueError, match="needs a wave"):
-        storage.staging_key("pc", "r1", "raw")
+        storage.staging_key("pc", "r1", "scan")
+
+
+def test_staged_key_layout_and_validation():
+    key = storage.staged_key("pc", "r1", "canary", 3, "nodes")
+    assert key == "pc/_staging/run=r1/staged/canary/shard=0003/nodes.parquet"
+    assert (
+        key.startswith(storage.staged_prefix("pc", "r1"))
+        and storage.staged_prefix("", "r1") == "_staging/run=r1/staged/"
+    )
+    with pytest.raises(ValueError, match="wave"):
+        storage.staged_key("pc", "r1", "Bad Wave", 1, "nodes")
+    with pytest.raises(ValueError, match="shard"):
+        storage.staged_key("pc", "r1", "canary", 10_000, "nodes")
+    with pytest.raises(ValueError, match="table name"):
+        storage.staged_key("pc", "r1", "canary", 1, "../nodes")
+
+
+def test_download_streams_an_object_to_a_file(ctx, tmp_path):
+    body = bytes(range(256)) * 9000  # larger than one copy chunk
+    storage.put_bytes(ctx, BUCKET, "pc/blob.bin", body)
+    path = storage.download(ctx, BUCKET, "pc/blob.bin", str(tmp_path / "blob.bin"))
+    assert (tmp_path / "blob.bin").read_bytes() == body and path == str(tmp_path / "blob.bin")
+    with pytest.raises(storage.StorageError, match=f"s3://{BUCKET}/pc/nope.bin"):
+        storage.download(ctx, BUCKET, "pc/nope.bin", str(tmp_path / "nope.bin"))
 
 
 def test_put_get_json_gz_round_trip_with_sse(ctx):
-    key = storage.staging_key("pc", "r1", "raw", "canary", 0)
+    key = storage.staging_key("pc", "r1", "scan", "canary", 0)
     doc = [{"collected_at": datetime(2026, 11, 29, 1, tzinfo=UTC), "n": 1}]
     uri = storage.put_json_gz(ctx, BUCKET, key, doc)
     assert uri == f"s3://{BUCKET}/{key}"
@@ -75,10 +99,10 @@ def test_kms_key_is_used_when_configured(ctx):
 
 def test_list_keys_pages_and_sorts(ctx):
     for shard in (12, 3, 7):
-        storage.put_json_gz(ctx, BUCKET, storage.staging_key("pc", "r1", "raw", "all", shard), [])
-    storage.put_json_gz(ctx, BUCKET, storage.staging_key("pc", "r2", "raw", "all", 0), [])
-    keys = storage.list_keys(ctx, BUCKET, storage.staging_prefix("pc", "r1", "raw"))
-    assert keys == [f"pc/_staging/run=r1/raw/all/shard={n:04d}.json.gz" for n in (3, 7, 12)]
+        storage.put_json_gz(ctx, BUCKET, storage.staging_key("pc", "r1", "scan", "all", shard), [])
+    storage.put_json_gz(ctx, BUCKET, storage.staging_key("pc", "r2", "scan", "all", 0), [])
+    keys = storage.list_keys(ctx, BUCKET, storage.staging_prefix("pc", "r1", "scan"))
+    assert keys == [f"pc/_staging/run=r1/scan/all/shard={n:04d}.json.gz" for n in (3, 7, 12)]
 
 
 def test_missing_object_error_names_the_uri(ctx):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from unittest import mock
 
-from include.patch_compliance import remediation_publish, remediation_steps, steps
+from include.patch_compliance import remediation_publish, remediation_steps, run_staging, steps
 from include.patch_compliance.orchestration.remediation import RemediationInstallOperator, RemediationRescanOperator
 from include.patch_compliance.scan.command import ScanRequest, run_tag, scan_record
 from include.patch_compliance.vocab import CANARY_WAVE, RESCAN_WAVE
@@ -48,7 +48,7 @@ def scan(sandbox, run_id: str, run_after: datetime, cfg=None):
     req = ScanRequest(operation="Scan", run_id=run_id, run_tag=run_tag(run.dag_id, run_id), scan=run.cfg.scan)
     for wave, refs in plan["waves"].items():
         for ref in refs:
-            targets = steps.load_plan(run).waves[wave][ref["shard"]]
+            targets = run_staging.load_plan(run).waves[wave][ref["shard"]]
             records = [scan_record(run.members.get, t, req, START - timedelta(days=1)) for t in targets]
             run.put(run.key("scan", wave, ref["shard"]), records)
             run.put(run.key("commands", wave, ref["shard"]), finish(sandbox, run, records))

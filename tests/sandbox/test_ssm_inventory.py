@@ -326,6 +326,50 @@ def test_resource_and_account_compliance_summaries(ssm, nodes):
     assert _error(ssm.list_resource_compliance_summaries, MaxResults=51)["Code"] == "ValidationException"
 
 
+def test_list_compliance_items_status_filter_keeps_only_non_compliant_items_aws_behaviours_26(ssm, nodes):
+    by_type = {"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}
+    checked = 0
+    for node in (n for n in nodes if n["managed"] and n["scanned"]):
+        kwargs = {"ResourceIds": [node["instance_id"]], "ResourceTypes": ["ManagedInstance"]}
+        everything = all_pages(ssm.list_compliance_items, "ComplianceItems", Filters=[by_type], **kwargs)
+        status = {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}
+        non = all_pages(ssm.list_compliance_items, "ComplianceItems", Filters=[by_type, status], **kwargs)
+        assert non == [i for i in everything if i["Status"] == "NON_COMPLIANT"]
+        checked += bool(non) and len(non) < len(everything)
+    assert checked  # some node has both kinds, so the filter did something
+
+
+def test_resource_compliance_summaries_page_and_agree_with_items_aws_behaviours_26(ssm, nodes):
+    by_type = [{"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}]
+    whole = ssm.list_resource_compliance_summaries(Filters=by_type, MaxResults=50)
+    assert "NextToken" not in whole and len(whole["ResourceComplianceSummaryItems"]) > 5
+    paged = all_pages(
+        ssm.list_resource_compliance_summaries, "ResourceComplianceSummaryItems", Filters=by_type, MaxResults=5
+    )
+    assert paged == whole["ResourceComplianceSummaryItems"]
+    first = ssm.list_resource_compliance_summaries(Filters=by_type, MaxResults=5)
+    other_filter = [{"Key": "ComplianceType", "Values": ["Patch"], "Type": "EQUAL"}]
+    assert (
+        _error(ssm.list_resource_compliance_summaries, Filters=other_filter, NextToken=first["NextToken"])["Code"]
+        == "InvalidNextToken"
+    )
+    assert {r["ComplianceType"] for r in paged} == {"Patch", "Association"}
+    for row in paged:  # NON_COMPLIANT there <=> the resource has NON_COMPLIANT items of that type
+        items = all_pages(
+            ssm.list_compliance_items,
+            "ComplianceItems",
+            ResourceIds=[row["ResourceId"]],
+            ResourceTypes=["ManagedInstance"],
+            Filters=[
+                {"Key": "ComplianceType", "Values": [row["ComplianceType"]], "Type": "EQUAL"},
+                {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
+            ],
+        )
+        assert (
+            (row["Status"] == "NON_COMPLIANT") == bool(items) == (row["NonCompliantSummary"]["NonCompliantCount"] > 0)
+        )
+
+
 def test_patch_baselines_match_the_nodes(sandbox):
     account, region, windows = next(x for x in _fleet_nodes(sandbox) if x[2]["platform_type"] == "Windows")
     ssm = client(sandbox, "ssm", region=region, account_id=account)

@@ -40,8 +40,8 @@ def build(docs, commands=(), previous=None, now=NOW, **kw):
     )
 
 
-@pytest.fixture(scope="module")
-def fleet():
+def fleet_docs() -> tuple[list[dict], list[dict]]:
+    """Raw documents and command records covering every coverage status and API quirk the tables handle."""
     docs = [
         raw_doc(
             info=[
@@ -113,7 +113,12 @@ def fleet():
             error="AccessDenied: sts:AssumeRole",
         ),
     ]
-    return build(docs, commands)
+    return docs, commands
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    return build(*fleet_docs())
 
 
 def node(tables, instance_id):

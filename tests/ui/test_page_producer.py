@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from include.patch_compliance.aws import AwsContext
 from include.patch_compliance.config import ReportsConfig
 from include.patch_compliance.publish.reports import build_and_publish
+from include.patch_compliance.transform.staging import StagedRun
 from include.patch_compliance.ui.app import create_app
 from sandbox.principals import SETUP_ACCESS_KEY
 from sandbox.testing import running_sandbox
@@ -72,8 +73,9 @@ def publish_run(ctx: AwsContext, day: int) -> dict:
     commands = [command_record(i, requested=when - timedelta(minutes=30)) for i in (A, B)]
     run_id = f"scheduled__{when.isoformat()}"
     cfg = ReportsConfig(bucket=BUCKET, prefix=PREFIX)
+    staged = StagedRun.from_docs(docs, commands, now=when, sla_days=SLA, stale_after_days=7)
     published = build_and_publish(
-        ctx, cfg, docs, commands, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
+        ctx, cfg, staged, run_id=run_id, dag_id=DAG, now=when, sla_days=SLA, stale_after_days=7
     )
     return published.summary
 

@@ -1,9 +1,10 @@
 """Collect both result channels of Patch Manager for one account-region into a raw document.
 
 Channels: ``AWS:PatchSummary`` (DescribeInstancePatchStates / DescribeInstancePatches) and ``AWS:ComplianceItem``
-(ListComplianceItems: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
-information and running EC2 instances (to find unmanaged ones). Items are kept as the APIs return them; the
-transform step owns normalisation (docs/architecture.md, raw collection document).
+(ListResourceComplianceSummaries for every resource, then ListComplianceItems with a Status filter only for the
+resources NON_COMPLIANT there: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
+information (reused from the scan when fresh) and running EC2 instances (to find unmanaged ones). Items are kept as
+the APIs return them; the transform step owns normalisation (docs/architecture.md, raw collection document).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ NON_COMPLIANT_COUNTS = (
     "OtherNonCompliantCount",
 )
 EC2_KEEP = ("InstanceId", "State", "Tags", "PlatformDetails", "Platform", "LaunchTime", "InstanceType")
+# The compliance types the compliance_items table holds, in the order their items are listed.
+COMPLIANCE_TYPES = ("Patch", "Association")
+# What SSM answers for a filter key it does not take (as the emulator does for unknown keys).
+FILTER_REFUSED = frozenset({"InvalidFilter", "InvalidFilterKey", "ValidationException"})
 
 
 def is_non_compliant(state: dict[str, Any]) -> bool:
@@ -68,11 +73,30 @@ def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
     )
 
 
-def compliance_items(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
-    # ListComplianceItems takes exactly one ResourceId per call today (docs/aws-behaviours.md §10).
-    filters = [{"Key": "ComplianceType", "Values": ["Patch", "Association"], "Type": "EQUAL"}]
-    return list(
-        paginate(
+def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
+    """Per resource id, the compliance types (of COMPLIANCE_TYPES) ListResourceComplianceSummaries reports
+    NON_COMPLIANT: one paged call per account-region for every node (docs/aws-behaviours.md §10, §35)."""
+    filters = [{"Key": "ComplianceType", "Values": list(COMPLIANCE_TYPES), "Type": "EQUAL"}]
+    out: dict[str, list[str]] = {}
+    for summary in paginate(
+        ssm, "list_resource_compliance_summaries", "ResourceComplianceSummaryItems", Filters=filters, MaxResults=50
+    ):
+        if summary.get("Status") == "NON_COMPLIANT" and summary.get("ComplianceType") in COMPLIANCE_TYPES:
+            types = out.setdefault(summary["ResourceId"], [])
+            if summary["ComplianceType"] not in types:
+                types.append(summary["ComplianceType"])
+    return out
+
+
+def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[str, Any]]:
+    """The NON_COMPLIANT items of one node. ListComplianceItems takes exactly one ResourceId per call today
+    (docs/aws-behaviours.md §10). The Status filter key is not confirmed against the live service (§35): if it is
+    refused, the node is listed by type only; either way only NON_COMPLIANT items are kept."""
+    by_type = {"Key": "ComplianceType", "Values": sorted(types, key=COMPLIANCE_TYPES.index), "Type": "EQUAL"}
+    by_status = {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"}
+
+    def listed(filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = paginate(
             ssm,
             "list_compliance_items",
             "ComplianceItems",
@@ -81,7 +105,14 @@ def compliance_items(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
             Filters=filters,
             MaxResults=50,
         )
-    )
+        return [item for item in items if item.get("Status") == "NON_COMPLIANT"]
+
+    try:
+        return listed([by_type, by_status])
+    except ClientError as exc:
+        if error_code(exc) not in FILTER_REFUSED:
+            raise
+        return listed([by_type])
 
 
 def collect_target(
@@ -89,15 +120,18 @@ def collect_target(
     target: dict[str, Any],
     cfg: CollectConfig,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    listing: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The raw document of one target. Unreachable accounts/regions are recorded; a failing per-node call is
-    recorded in ``warnings`` and what was already collected is kept."""
+    """The raw document of one target. ``listing`` is the scan's DescribeInstanceInformation result for this
+    target when it is fresh enough to reuse (None: list the nodes here). Unreachable accounts/regions are
+    recorded; a failing per-node call is recorded in ``warnings`` and what was already collected is kept."""
     doc: dict[str, Any] = {
         "target": target,
         "status": "OK",
         "error": None,
         "warnings": [],
         "collected_at": now().isoformat(),
+        "listing_reused": listing is not None,
         "instance_information": [],
         "ec2_instances": [],
         "patch_states": [],
@@ -107,7 +141,7 @@ def collect_target(
     try:
         ctx = account_context(target["account_id"])
         ssm = ctx.client("ssm", target["region"])
-        doc["instance_information"] = managed_nodes(ssm)
+        doc["instance_information"] = list(listing) if listing is not None else managed_nodes(ssm)
         doc["ec2_instances"] = running_instances(ctx.client("ec2", target["region"]))
         ids = sorted(n["InstanceId"] for n in doc["instance_information"])
         doc["patch_states"] = patch_states(ssm, ids)
@@ -123,9 +157,18 @@ def collect_target(
     for state in doc["patch_states"]:
         if is_non_compliant(state):
             _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
-    if cfg.compliance_items:
+    if cfg.compliance_items and ids:
+        try:
+            flagged = non_compliant_types(ssm)
+        except (ClientError, BotoCoreError) as exc:
+            flagged = {}
+            doc["warnings"].append(
+                {"stage": "compliance_summaries", "instance_id": None, "code": error_code(exc), "message": str(exc)}
+            )
         for node_id in ids:
-            _per_node(doc, "compliance_items", node_id, lambda i: compliance_items(ssm, i))
+            if node_id in flagged:
+                types = flagged[node_id]
+                _per_node(doc, "compliance_items", node_id, lambda i, types=types: compliance_items(ssm, i, types))
     return doc
 
 

@@ -50,7 +50,7 @@ class PatchScanOperator(BaseOperator):
         self.operation = operation
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from include.patch_compliance import steps
+        from include.patch_compliance import run_staging
         from include.patch_compliance.runtime import RunContext
         from include.patch_compliance.scan.command import (
             first_command,
@@ -68,7 +68,7 @@ class PatchScanOperator(BaseOperator):
         targets, req = self.shard_request(run, operation, wave, shard)
         with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
             records = list(pool.map(lambda t: scan_record(run.members.get, t, req, started - LOOKBACK), targets))
-        records = keep_first_sent_at(records, steps.staged(run, "scan", wave, shard) or [])
+        records = keep_first_sent_at(records, run_staging.staged(run, "scan", wave, shard) or [])
         run.put(run.key("scan", wave, shard), records)
         for rec in records:
             self.log.info(
@@ -96,13 +96,13 @@ class PatchScanOperator(BaseOperator):
 
     def shard_request(self, run: RunContext, operation: str, wave: str, shard: int) -> tuple[list[Target], ScanRequest]:
         """The shard's targets from the plan and the request they all get (a subclass may narrow both)."""
-        from include.patch_compliance import steps
+        from include.patch_compliance import run_staging
         from include.patch_compliance.scan.command import ScanRequest, run_tag
 
         req = ScanRequest(
             operation=operation, run_id=run.run_id, run_tag=run_tag(run.dag_id, run.run_id), scan=run.cfg.scan
         )
-        return steps.load_plan(run).waves[wave][shard], req
+        return run_staging.load_plan(run).waves[wave][shard], req
 
 
 class _PublishOperator(BaseOperator):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -42,6 +42,9 @@ from include.patch_compliance.storage import (
 from include.patch_compliance.transform.schema import FLEET_DAILY, NODES, PATCHES, RUN_TABLES
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 from include.patch_compliance.transform.summary import history_entry
+
+if TYPE_CHECKING:
+    from include.patch_compliance.transform.staging import StagedRun
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -243,8 +246,7 @@ class PublishedRun(NamedTuple):
 def build_and_publish(
     ctx: AwsContext,
     reports: ReportsConfig,
-    raw_docs: list[dict],
-    command_records: list[dict],
+    staged: StagedRun,
     *,
     run_id: str,
     dag_id: str,
@@ -253,17 +255,17 @@ def build_and_publish(
     stale_after_days: int,
     skipped: list[dict[str, Any]] | None = None,
 ) -> PublishedRun:
-    """The report step: previous snapshot of this DAG (never this run itself), tables, summary with the trend,
-    then every object. ``now`` is the run's clock, so re-running a run rewrites the same bytes. ``skipped``: the
-    plan's accounts left out, listed in summary.json and the report."""
-    from include.patch_compliance.transform.build import build_tables
+    """The report step: previous snapshot of this DAG (never this run itself), the tables assembled from the
+    collect tasks' staged shards, summary with the trend, then every object. ``now`` is the run's clock, so
+    re-running a run rewrites the same bytes. ``skipped``: the plan's accounts left out, listed in summary.json
+    and the report."""
+    from include.patch_compliance.transform.assemble import assemble_tables
     from include.patch_compliance.transform.summary import summarize
 
     snapshot_date = now.date()
     previous = load_previous_snapshot(ctx, reports, dag_id, exclude_run_id=run_id, on_or_before=snapshot_date)
-    tables = build_tables(
-        raw_docs,
-        command_records,
+    tables = assemble_tables(
+        staged,
         previous,
         run_id=run_id,
         dag_id=dag_id,

@@ -109,19 +109,23 @@ def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list
     return ssm.send_command(**kwargs)["Command"]
 
 
-def scan_target(ctx: AwsContext, target: Target, req: ScanRequest, invoked_after: datetime) -> list[dict[str, Any]]:
-    """Send (or find) this run's commands in one account-region. Returns one entry per command."""
+def scan_target(
+    ctx: AwsContext, target: Target, req: ScanRequest, invoked_after: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """Send (or find) this run's commands in one account-region. Returns one entry per command, and the
+    DescribeInstanceInformation listing the batches came from (None when tags select the nodes): collect reuses it
+    instead of listing the nodes again (``collect.node_listing_max_age_seconds``)."""
     ssm = ctx.client("ssm", target.region)
     earlier = earlier_commands(ssm, req.run_tag, invoked_after, req.scan.document_name)
     batches: list[list[str] | None]
+    listing: list[dict[str, Any]] | None = None
     if req.instance_ids is not None:
         ids = sorted(set(req.instance_ids.get((target.account_id, target.region), ())))
         batches = list(chunks(ids, MAX_INSTANCE_IDS))
     elif req.scan.targets.mode == "all_managed":
-        ids = sorted(
-            i["InstanceId"]
-            for i in paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50)
-        )
+        # MaxResults 5..50 (docs/aws-behaviours.md §9); stopped/terminated nodes are not returned.
+        listing = list(paginate(ssm, "describe_instance_information", "InstanceInformationList", MaxResults=50))
+        ids = sorted(i["InstanceId"] for i in listing)
         batches = list(chunks(ids, MAX_INSTANCE_IDS))
     else:
         batches = [None]
@@ -143,7 +147,7 @@ def scan_target(ctx: AwsContext, target: Target, req: ScanRequest, invoked_after
     # Commands of batches this attempt no longer has (nodes gone since) are still this run's: keep waiting on them.
     for number in sorted(set(earlier) - set(range(1, len(batches) + 1))):
         sent.append({"command_id": earlier[number]["CommandId"], "batch": number, "reused": True, "instance_ids": None})
-    return sent
+    return sent, listing
 
 
 def scan_record(
@@ -153,7 +157,8 @@ def scan_record(
     invoked_after: datetime,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """The scan outcome of one target as a JSON-ready record; failures are recorded, never raised."""
+    """The scan outcome of one target as a JSON-ready record; failures are recorded, never raised. With
+    ``all_managed`` targets it carries the node listing (``instance_information``, listed at ``listed_at``)."""
     record: dict[str, Any] = {
         "target": target.as_dict(),
         "operation": req.operation,
@@ -163,7 +168,10 @@ def scan_record(
         "error": None,
     }
     try:
-        record["commands"] = scan_target(account_context(target.account_id), target, req, invoked_after)
+        listed_at = now().isoformat()
+        record["commands"], listing = scan_target(account_context(target.account_id), target, req, invoked_after)
+        if listing is not None:
+            record.update(listed_at=listed_at, instance_information=listing)
     except TargetUnreachable as exc:
         record.update(status="UNREACHABLE", error=exc.as_dict())
     except (ClientError, BotoCoreError) as exc:

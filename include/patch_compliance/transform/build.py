@@ -1,4 +1,6 @@
-"""``build_tables``: raw documents + command records (+ the previous snapshot) -> the report tables."""
+"""``build_tables``: raw documents + command records (+ the previous snapshot) -> the report tables, the whole run
+in memory. The report step builds the same tables from the collect tasks' staged Parquet (``assemble.py``); this
+is the reference that path is tested against, and what the table tests and ``make bench`` call."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def build_tables(
 ) -> dict[str, pd.DataFrame]:
     """All per-run tables (nodes, patches, accounts, commands, compliance_items, delta), each conformed to
     ``transform/schema.py``. Pure: the same inputs give the same frames (``now`` is the only clock)."""
-    _check_args(raw_docs, command_records, run_id, dag_id, snapshot_date, now, stale_after_days)
+    _check_inputs(raw_docs, command_records)
+    check_run_args(run_id, dag_id, snapshot_date, now, stale_after_days)
     check_sla_days(sla_days)
     targets = targets_frame(raw_docs)  # validates every document first
     raw_docs = one_doc_per_target(raw_docs)
@@ -72,19 +75,15 @@ def one_doc_per_target(raw_docs: list[dict]) -> list[dict]:
     return raw_docs if len(keep) == len(raw_docs) else [raw_docs[i] for i in keep]
 
 
-def _check_args(
-    raw_docs: object,
-    command_records: object,
-    run_id: str,
-    dag_id: str,
-    snapshot_date: date,
-    now: datetime,
-    stale_after_days: int,
-) -> None:
+def _check_inputs(raw_docs: object, command_records: object) -> None:
     if not isinstance(raw_docs, list):
         raise RawDataError(f"raw_docs must be a list of raw collection documents, got {type(raw_docs).__name__}")
     if not isinstance(command_records, list):
         raise RawDataError(f"command_records must be a list, got {type(command_records).__name__}")
+
+
+def check_run_args(run_id: str, dag_id: str, snapshot_date: date, now: datetime, stale_after_days: int) -> None:
+    """The run's identity and clock, as every table needs them; ValueError names the argument."""
     if not run_id or not dag_id:
         raise ValueError("run_id and dag_id must be non-empty strings (the Airflow run id and DAG id)")
     if not isinstance(snapshot_date, date) or isinstance(snapshot_date, datetime):

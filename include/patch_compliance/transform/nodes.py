@@ -195,7 +195,16 @@ def node_rows(
         frame[name] = column.array
     frame = frame.merge(invocations, on=["account_id", "region", "instance_id"], how="left")
     frame = _with_patch_aggregates(frame, patches)
-    return _classify(frame, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
+    return classify_nodes(_with_unrecognised(frame), pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
+
+
+def _with_unrecognised(frame: pd.DataFrame) -> pd.DataFrame:
+    """The row's unrecognised list from the "_raw_<column>" helpers, which are then dropped. Built with the rows,
+    before staging, so the report step's classify_nodes (on staged nodes, without helpers) keeps it."""
+    raw = {column: _raw(frame, column) for column in ENUM_COLUMNS}
+    unrecognised = unrecognised_list(len(frame), raw)
+    frame[UNRECOGNISED] = pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type), index=frame.index)
+    return frame.drop(columns=[f"_raw_{c}" for c in ENUM_COLUMNS if f"_raw_{c}" in frame])
 
 
 def _error_stage(doc: dict) -> str | None:
@@ -231,7 +240,9 @@ def _flag(series: pd.Series) -> np.ndarray:
     return series.fillna(False).astype(bool).to_numpy()
 
 
-def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+def classify_nodes(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+    """compliance_status, scan_age_days and coverage_status from the node's columns and the run's clock (the
+    report step runs it again on staged nodes, with its own clock)."""
     has_state = _flag(frame["has_patch_state"])
     counts = frame[list(NON_COMPLIANT_COUNTS)].astype("Int64").fillna(0).to_numpy()
     non_compliant = (counts > 0).any(axis=1)
@@ -256,10 +267,7 @@ def _classify(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int) -> 
         ["UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE"],
         default="SCANNED",
     )
-    raw = {column: _raw(frame, column) for column in ENUM_COLUMNS}
-    unrecognised = unrecognised_list(len(frame), raw)
-    frame[UNRECOGNISED] = pd.Series(unrecognised, dtype=pd.ArrowDtype(unrecognised.type), index=frame.index)
-    return frame.drop(columns=[f"_raw_{c}" for c in ENUM_COLUMNS if f"_raw_{c}" in frame])
+    return frame
 
 
 def _raw(frame: pd.DataFrame, column: str) -> pa.Array | None:

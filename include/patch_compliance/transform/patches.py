@@ -95,13 +95,20 @@ def patch_rows(
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     frame["t"] = frame["t"].to_numpy(dtype="int64")
 
+    frame["last_scan_time"] = _arrow_series(lookup(frame, scan_times, ["t", "instance_id"], "last_scan_time").cast(TS))
+    return date_patches(frame, previous, now=now, sla_days=sla_days)
+
+
+def date_patches(
+    frame: pd.DataFrame, previous: PreviousSnapshot | None, *, now: datetime, sla_days: dict[str, int]
+) -> pd.DataFrame:
+    """first_seen (carried from the previous snapshot, else the node's ``last_scan_time``, else ``now``), age and
+    SLA columns. The report step runs it on the staged patches of every shard, with the previous snapshot."""
     now_ts = pd.Timestamp(now).tz_convert("UTC")
-    scan = lookup(frame, scan_times, ["t", "instance_id"], "last_scan_time").cast(TS)
-    observed = scan
+    observed = pa.array(frame["last_scan_time"]).cast(TS)
     if previous is not None and len(previous.patches):
         carried = lookup(frame, previous.patches, PATCH_KEY, "first_seen").cast(TS)
         observed = pc.coalesce(carried, observed)
-    frame["last_scan_time"] = _arrow_series(scan)
     frame["first_seen"] = _arrow_series(pc.coalesce(observed, pa.scalar(now_ts, type=TS)))
     return _age(frame, now_ts, sla_days)
 
