@@ -22,13 +22,13 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from include.patch_compliance.config import collect_schedule
+from include.patch_compliance.dag_layout import dag_layout
 from include.patch_compliance.orchestration import airflow_tasks
 from include.patch_compliance.orchestration.dag_wiring import collect_only
 from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS, run_params
 
 # Manual unless orchestration.collect_schedule is set (it must not fire with the scan DAG: same run ids).
-SCHEDULE = collect_schedule()
+SCHEDULE = dag_layout().collect_schedule
 
 
 @dag(

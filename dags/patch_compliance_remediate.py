@@ -30,16 +30,16 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from include.patch_compliance.config import remediation_schedule, wave_layout
+from include.patch_compliance.dag_layout import dag_layout
 from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS, remediation_params
 from include.patch_compliance.orchestration.remediation_wiring import remediation_pipeline
 
-WAVES, _ = wave_layout()
+LAYOUT = dag_layout()
 
 
 @dag(
     dag_id="patch_compliance_remediate",
-    schedule=remediation_schedule(),
+    schedule=LAYOUT.remediation_schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -49,7 +49,7 @@ WAVES, _ = wave_layout()
     doc_md=__doc__,
 )
 def patch_compliance_remediate():
-    remediation_pipeline(WAVES)
+    remediation_pipeline(LAYOUT.waves)
 
 
 patch_compliance_remediate()

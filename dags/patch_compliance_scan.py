@@ -27,17 +27,17 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from include.patch_compliance.config import wave_layout
+from include.patch_compliance.dag_layout import dag_layout
 from include.patch_compliance.orchestration import airflow_tasks
 from include.patch_compliance.orchestration.dag_wiring import publish_chain, scan_waves
 from include.patch_compliance.orchestration.params import DEFAULT_ARGS, TAGS, run_params
 
-WAVES, SCHEDULE = wave_layout()
+LAYOUT = dag_layout()
 
 
 @dag(
     dag_id="patch_compliance_scan",
-    schedule=SCHEDULE,
+    schedule=LAYOUT.schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -48,7 +48,7 @@ WAVES, SCHEDULE = wave_layout()
 )
 def patch_compliance_scan():
     plan = airflow_tasks.discover()
-    publish_chain(scan_waves(plan, WAVES))
+    publish_chain(scan_waves(plan, LAYOUT.waves))
 
 
 patch_compliance_scan()

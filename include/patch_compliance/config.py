@@ -22,14 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName
 from include.patch_compliance.vocab import (
     ACCOUNT_ID_PATTERN,
+    CONFIG_ENV,
     OU_REF_PATTERN,
     PATCH_DOCUMENT,
     REMEDIATION_WAVES,
     SEVERITIES,
     WAVE_NAME_PATTERN,
 )
-
-CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
 
 # A wave takes OUs by id or path, or "*" for every OU no other wave names.
 WAVE_OU_REF = r"^(\*|" + OU_REF_PATTERN[2:-2] + r")$"
@@ -372,43 +371,3 @@ def load_raw(path: Path | None = None) -> dict[str, Any]:
 def load_config(path: Path | None = None) -> FleetConfig:
     path = path or config_path()
     return parse_config(load_raw(path), str(path))
-
-
-def dag_config(path: Path | None = None) -> FleetConfig | None:
-    """The config for DAG *structure* at parse time (a local file, no AWS). None when no file is named: the DAGs
-    parse with the default layout and their first task fails with ConfigMissing's message. A file that is
-    missing or invalid raises ConfigError, which Airflow shows as the DAG file's import error naming the field."""
-    try:
-        return load_config(path)
-    except ConfigMissing:
-        return None
-
-
-DEFAULT_WAVES = [{"name": "all", "ous": ["*"], "parallel": False}]
-
-
-def wave_layout(path: Path | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Waves (name, OUs, parallel flag) and patch_compliance_scan's schedule (None without a config)."""
-    cfg = dag_config(path)
-    if cfg is None:
-        return [dict(w) for w in DEFAULT_WAVES], None
-    waves = [{"name": w.name, "ous": list(w.ous), "parallel": w.parallel_with_previous} for w in cfg.waves]
-    return waves, cfg.orchestration.schedule
-
-
-def collect_schedule(path: Path | None = None) -> str | None:
-    """patch_compliance_collect's schedule at parse time (None: manual, also without a config)."""
-    cfg = dag_config(path)
-    return cfg.orchestration.collect_schedule if cfg else None
-
-
-def remediation_schedule(path: Path | None = None) -> str | None:
-    """patch_compliance_remediate's schedule at parse time (None: manual, also without a config)."""
-    cfg = dag_config(path)
-    return cfg.remediation.schedule if cfg else None
-
-
-def reports_location(path: Path | None = None) -> tuple[str, str]:
-    """(bucket, prefix) for Asset URIs at parse time; placeholders without a config."""
-    cfg = dag_config(path)
-    return (cfg.reports.bucket, cfg.reports.prefix) if cfg else ("patch-compliance-reports", "patch-compliance")

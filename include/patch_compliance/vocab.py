@@ -6,6 +6,10 @@ here imports anything of the project.
 
 from __future__ import annotations
 
+# The environment variable that names the YAML config file (config.py loads it; dag_layout.py reads it at parse
+# time).
+CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
+
 # Normalised severities, most to least severe: the table vocabulary, the config's sla_days keys, the ASFF
 # mapping and the chart order.
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")

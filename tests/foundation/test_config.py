@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.patch_compliance.config import ConfigError, load_config, parse_config, wave_layout
+from include.patch_compliance.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"regions": ["eu-west-1"], "reports": {"bucket": "my-reports"}}
@@ -78,19 +78,3 @@ def test_missing_and_broken_files_are_clear(tmp_path):
     broken.write_text("regions: [unclosed")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(broken)
-
-
-def test_wave_layout_raises_on_a_broken_file_and_defaults_without_one(tmp_path, monkeypatch):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(": : :")
-    with pytest.raises(ConfigError, match="is not valid YAML"):
-        wave_layout(broken)
-    invalid = tmp_path / "invalid.yaml"
-    invalid.write_text(yaml.safe_dump({**MINIMAL, "waves": [{"name": "a", "ous": ["*"], "parallel_with_previous": 1}]}))
-    with pytest.raises(ConfigError, match=r"waves\.0\.parallel_with_previous"):
-        wave_layout(invalid)
-    monkeypatch.delenv("PATCH_COMPLIANCE_CONFIG", raising=False)
-    assert wave_layout() == ([{"name": "all", "ous": ["*"], "parallel": False}], None)
-    waves, schedule = wave_layout(ROOT / "sandbox" / "fleet-config.yaml")
-    assert [w["name"] for w in waves] == ["canary", "infrastructure", "workloads"]
-    assert schedule == "0 3 * * *"

@@ -45,7 +45,8 @@ def store_from_config() -> ReportStore:
 
 def _setup_problem(exc: Exception) -> Problem:
     """The config or the connection could not be loaded: nothing was read from S3 yet."""
-    from include.patch_compliance.config import CONFIG_ENV, ConfigError
+    from include.patch_compliance.config import ConfigError
+    from include.patch_compliance.vocab import CONFIG_ENV
 
     if isinstance(exc, ConfigError):
         return Problem("", "", "ConfigError", str(exc), f"Fix the file named above (or set {CONFIG_ENV}).")
