@@ -9,7 +9,7 @@ SANDBOX_PORT ?= 5055
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install test lint demo demo-remediate airflow cluster cluster-down sandbox bench bench-access constraints clean
+.PHONY: install test lint demo demo-remediate airflow cluster cluster-down sandbox bench bench-access bench-scale constraints clean
 
 # constraints.txt (scripts/freeze_constraints.py) holds the runtime versions the tests ran with; the image uses it too.
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -54,6 +54,9 @@ bench-access: install  ## AWS access on the emulator: per-extra-account cost, wa
 	$(BIN)/python bench/bench_accounts.py
 	$(BIN)/python bench/bench_wait.py
 	$(BIN)/python bench/bench_securityhub.py
+
+bench-scale: install  ## scan DAG end to end on the local cluster at the emulator's `large` org: per step and per AWS action vs floor
+	$(BIN)/python bench/bench_scale.py --profile $${BENCH_SCALE_PROFILE:-large} --json artifacts/bench-scale.json
 
 constraints: install  ## regenerate constraints.txt from requirements.txt and the venv
 	$(BIN)/python scripts/freeze_constraints.py

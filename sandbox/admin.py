@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.ec2_seed import terminate_ec2
 from sandbox.faults import FaultConfigError, Faults
-from sandbox.ssm_shapes import iso_z
+from sandbox.ssm_shapes import iso_z, resource_compliance_summaries
 from sandbox.world import remediate, terminate
 
 if TYPE_CHECKING:
@@ -108,6 +108,10 @@ def _dispatch(app: SandboxApp, method: str, path: str, raw: bytes, query: dict[s
                     "scanned": n.patch_state is not None,
                     "last_operation_end": n.patch_state["OperationEndTime"] if n.patch_state else None,
                     "missing": sum(1 for s in n.truth if s in ("Missing", "Failed")),
+                    # What ListResourceComplianceSummaries lists for the node (one entry per compliance type).
+                    "compliance_types": (
+                        [c["ComplianceType"] for c in resource_compliance_summaries(n, rd)] if n.managed else []
+                    ),
                 }
                 for n in rd.nodes.values()
             ]

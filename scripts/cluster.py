@@ -76,6 +76,7 @@ class Settings:
     config_file: Path | None = None
     profile: str = "small"
     seed: int = 7
+    extra_env: dict[str, str] = field(default_factory=dict)  # set last, for every component (bench/bench_scale.py)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: str) -> Settings:
@@ -162,6 +163,7 @@ def cluster_env(settings: Settings, shared_secrets: dict[str, str]) -> tuple[dic
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.port("triggerer_log")),
         }
     )
+    env.update(settings.extra_env)
     return env, connection.get("extra", {})
 
 

@@ -109,14 +109,12 @@ def test_walk_follows_empty_pages_with_next_token():
     root = {"Id": "r-ab12", "Arn": "arn:aws:organizations::123456789012:root/o-abcdefghij/r-ab12", "Name": "Root"}
     acct = {"Id": "111111111111", "Name": "late", "State": "ACTIVE"}
     stub.add_response("list_roots", {"Roots": [root]})
-    stub.add_response("list_accounts_for_parent", {"Accounts": [], "NextToken": "t1"}, {"ParentId": "r-ab12"})
-    stub.add_response("list_accounts_for_parent", {"Accounts": [acct]}, {"ParentId": "r-ab12", "NextToken": "t1"})
-    stub.add_response(
-        "list_organizational_units_for_parent", {"OrganizationalUnits": [], "NextToken": "t2"}, {"ParentId": "r-ab12"}
-    )
-    stub.add_response(
-        "list_organizational_units_for_parent", {"OrganizationalUnits": []}, {"ParentId": "r-ab12", "NextToken": "t2"}
-    )
+    # Pages of the largest size the calls take (20), so a large organization costs the fewest calls.
+    first, then = {"ParentId": "r-ab12", "MaxResults": 20}, {"ParentId": "r-ab12", "MaxResults": 20, "NextToken": "t1"}
+    stub.add_response("list_accounts_for_parent", {"Accounts": [], "NextToken": "t1"}, first)
+    stub.add_response("list_accounts_for_parent", {"Accounts": [acct]}, then)
+    stub.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [], "NextToken": "t1"}, first)
+    stub.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": []}, then)
     with stub:
         _, accts = walk_organization(client)
     assert [a.id for a in accts] == ["111111111111"]

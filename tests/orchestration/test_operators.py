@@ -76,8 +76,11 @@ def test_sensor_defers_then_records_every_invocation(planned, sandbox):
         PatchScanOperator(task_id="scan", shard=shard).execute(context)
         sensor = ShardCommandsSensor(task_id="wait", shard=shard)
         context["ti"].pushed.clear()
+        sandbox.reset_calls()
         with pytest.raises(TaskDeferred) as deferred:
             sensor.execute(context)
+        # the trigger makes the first check: the worker assumed no role and polled nothing before deferring
+        assert not [c for c in sandbox.calls() if c.startswith(("sts.", "ssm."))]
         # the console link is stored before deferring: the worker formats every declared link at deferral too
         assert context["ti"].pushed[SsmRunCommandLink.key]["command_id"]
         trigger = deferred.value.trigger

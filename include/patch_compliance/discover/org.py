@@ -26,6 +26,10 @@ class Account:
     ou_path: str
 
 
+# The largest page the list calls take (docs/aws-behaviours.md §11): fewest calls for a large organization.
+PAGE = 20
+
+
 def walk_organization(org: Any) -> tuple[list[OrgUnit], list[Account]]:
     """Breadth-first from the root with ListOrganizationalUnitsForParent / ListAccountsForParent (direct children
     only, so every level is asked). Paginators follow NextToken through empty pages (docs/aws-behaviours.md §11)."""
@@ -39,7 +43,7 @@ def walk_organization(org: Any) -> tuple[list[OrgUnit], list[Account]]:
     queue = deque([root_unit])
     while queue:
         parent = queue.popleft()
-        for item in paginate(org, "list_accounts_for_parent", "Accounts", ParentId=parent.id):
+        for item in paginate(org, "list_accounts_for_parent", "Accounts", ParentId=parent.id, MaxResults=PAGE):
             accounts.append(
                 Account(
                     id=item["Id"],
@@ -49,7 +53,9 @@ def walk_organization(org: Any) -> tuple[list[OrgUnit], list[Account]]:
                     ou_path=parent.path,
                 )
             )
-        for item in paginate(org, "list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent.id):
+        for item in paginate(
+            org, "list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent.id, MaxResults=PAGE
+        ):
             unit = OrgUnit(id=item["Id"], name=item["Name"], path=f"{parent.path}/{item['Name']}", parent_id=parent.id)
             units.append(unit)
             queue.append(unit)

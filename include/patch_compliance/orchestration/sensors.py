@@ -81,12 +81,14 @@ class ShardCommandsSensor(BaseSensorOperator):
         if first:
             persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         deadline = deadline_for(records, run.cfg.scan.wait.timeout_seconds)
-        progress = self._check(run, records)
-        if progress.done:
+        deferrable = run.cfg.scan.wait.deferrable if self.deferrable is None else self.deferrable
+        # Deferrable: the trigger makes the first check at once, so the worker assumes no member role and polls
+        # nothing (a scan's commands are never done the moment it returns: they run for tens of seconds at least).
+        progress = None if deferrable else self._check(run, records)
+        if progress is not None and progress.done:
             return self._finish(context, run, records, None)
         if datetime.now(UTC) >= deadline:
             return self._finish(context, run, records, self._timeout_text(run))
-        deferrable = run.cfg.scan.wait.deferrable if self.deferrable is None else self.deferrable
         if deferrable:
             from include.patch_compliance.orchestration.triggers import ShardCommandsTrigger
 
@@ -100,7 +102,7 @@ class ShardCommandsSensor(BaseSensorOperator):
                     poke_interval=float(self.poke_interval),
                     deadline=deadline.isoformat(),
                     document_name=run.cfg.scan.document_name,
-                    states=progress.states,
+                    states=None,
                 ),
                 method_name="execute_complete",
             )
