@@ -259,9 +259,7 @@ def result(profile, fleet, summary, plan, state, wall, up_s, calls, floor, tis, 
     counted = {a: calls.get(a, 0) for a in floor}
     reachable = {a["id"] for a in fleet["accounts"] if a["has_role"] and a["state"] == "ACTIVE"}
     # The scan's check for this run's earlier commands: one per reachable target.
-    scan_list_commands = sum(
-        1 for s in plan["waves"].values() for sh in s for t in sh if t["account_id"] in reachable
-    )
+    scan_list_commands = sum(1 for s in plan["waves"].values() for sh in s for t in sh if t["account_id"] in reachable)
     polling = max(0, calls.get("ssm.ListCommands", 0) - scan_list_commands)
     report_rss = steps.get("report", {}).get("max_rss_mb", 0)
     return {
