@@ -41,7 +41,9 @@ def chart_context(summary: Summary, latest: Summary) -> dict[str, Markup]:
             charts.count_bars(summary.totals.severity, SEVERITIES, title="Missing patches by severity")
         ),
         "coverage_chart": _svg(
-            charts.count_bars(summary.node_coverage, palette.COVERAGE_ORDER, title="Scan coverage of nodes")
+            charts.count_bars(
+                summary.node_coverage, palette.COVERAGE_ORDER, title="Scan coverage of nodes", label_width=170
+            )
         ),
         "trend_chart": _svg(charts.trend([r.model_dump() for r in latest.runs], title="Compliant percentage per run")),
         "tag_charts": by_tag,
