@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SANDBOX_PORT ?= 5055
+AIRFLOW_PORT ?= 8080
 
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
@@ -35,8 +36,8 @@ demo: install  ## emulator up, org scan DAG end to end with `airflow dags test`,
 demo-remediate: install  ## `make demo`, then the remediation DAG for real on 6 nodes, before/after figures
 	$(BIN)/python scripts/demo.py --port $(SANDBOX_PORT) --remediate
 
-airflow: install  ## airflow standalone (UI on localhost:8080) wired to the emulator
-	$(BIN)/python scripts/airflow_local.py --port $(SANDBOX_PORT)
+airflow: install  ## airflow standalone (UI on localhost:$(AIRFLOW_PORT)) wired to the emulator; prints the login
+	$(BIN)/python scripts/airflow_local.py --port $(SANDBOX_PORT) --ui-port $(AIRFLOW_PORT)
 
 cluster: install  ## CeleryExecutor Airflow (PostgreSQL, Redis, 2 workers) wired to the emulator; UI on :$${CLUSTER_API_PORT:-8090}
 	$(BIN)/python scripts/cluster.py up

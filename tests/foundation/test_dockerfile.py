@@ -90,7 +90,6 @@ def test_runtime_imports_are_pinned():
         "boto3": "boto3",
         "botocore": "botocore",
         "pydantic": "pydantic",
-        "matplotlib": "matplotlib",
         "jinja2": "jinja2",
         "fastapi": "fastapi",
     }

@@ -369,3 +369,39 @@ def test_report_html_escapes_names(s3):
     summary = summarize(tables, run_id="r1", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
     html = render_html(summary, tables).decode()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_report_html_has_cve_and_tag_sections_human_labels_and_says_what_is_counted(s3):
+    from include.patch_compliance import palette
+    from include.patch_compliance.publish.report_html import render_html
+
+    docs, commands = day_docs(0)
+    tables = first_day_tables(docs, commands)
+    summary = summarize(tables, run_id="r1", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
+    older = render_html(summary, tables).decode()  # a summary without the optional fields still renders
+    assert "No CVE is named" in older and "No tag rollups" in older
+    assert "of " + palette.DEFAULT_PCT_OF in older
+    summary["totals"].update(managed=40, unmanaged=2, compliant_pct_of="managed and unmanaged nodes")
+    summary["top_cves"] = [
+        {"cve_id": "CVE-2024-3094", "max_severity": "CRITICAL", "nodes": 7, "accounts": 2,
+         "oldest_first_seen": "2026-10-01T00:00:00Z", "sla_breaches": 3, "kb_ids": ["xz-utils"], "titles": ["xz"]},
+        {"cve_id": "CVE-2024-0001", "max_severity": "LOW", "nodes": 1, "accounts": 1,
+         "oldest_first_seen": None, "sla_breaches": 0, "kb_ids": [], "titles": []},
+    ]  # fmt: skip
+    summary["by_tag"] = {
+        "Team": [
+            {"value": "payments", "nodes": 4, "compliant": 3, "non_compliant": 1, "unknown": 0, "compliant_pct": 75.0},
+            {"value": None, "nodes": 2, "compliant": 0, "non_compliant": 1, "unknown": 1, "compliant_pct": 0.0},
+        ]
+    }
+    html = render_html(summary, tables).decode()
+    cves = html.split('id="cve-table"', 1)[1].split("</table>", 1)[0]
+    assert cves.index("CVE-2024-3094") < cves.index("CVE-2024-0001") and ">Critical<" in cves and "xz-utils" in cves
+    assert f"background:{palette.colour('CRITICAL')}" in cves
+    assert 'id="chart-cves"><svg' in html and 'aria-label="Compliance by tag Team"' in html
+    team = html.split('data-tag="Team"', 1)[1].split("</table>", 1)[0]
+    assert "payments" in team and "(untagged)" in team and "75.00" in team
+    assert "40 managed" in html and "2 unmanaged" in html and "of managed and unmanaged nodes" in html
+    coverage = html.split('id="coverage"', 1)[1].split("</table>", 1)[0]
+    assert "Scan failed" in coverage and "SCAN_FAILED" not in coverage
+    assert html == render_html(summary, tables).decode()  # deterministic

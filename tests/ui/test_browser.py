@@ -106,6 +106,9 @@ def test_page_shows_the_figures_of_summary_json(server: ApiServer, browser, publ
     totals = published["totals"]
     assert _metrics(browser) == {
         "nodes": f"{totals['nodes']:,}",
+        # the fixture has no managed/unmanaged split: the UNMANAGED coverage count gives it
+        "managed": f"{totals['nodes'] - totals['coverage']['UNMANAGED']:,}",
+        "unmanaged": f"{totals['coverage']['UNMANAGED']:,}",
         "compliant_pct": f"{totals['compliant_pct']:.1f}%",
         "compliant": f"{totals['compliant']:,}",
         "non_compliant": f"{totals['non_compliant']:,}",

@@ -201,6 +201,6 @@ def test_plugin_registers_page_nav_entry_and_links(monkeypatch: pytest.MonkeyPat
     from fastapi.testclient import TestClient
 
     client = TestClient(app["app"])
-    for path in ("/", "/api/summary", "/runs/r1/report"):
+    for path in ("/", "/?account=111111111111", "/cves", "/cves?q=CVE-2024-3094", "/api/summary", "/runs/r1/report"):
         assert client.get(path).status_code == 401, path
     assert client.get("/static/icon.svg").status_code == 200  # the nav icon holds no data

@@ -257,7 +257,8 @@ def test_every_data_route_needs_read_access_to_both_dags(s3, allowed, expected) 
         mock.patch.object(security.DagModel, "get_team_name", return_value=None),
     ):
         client = TestClient(app)
-        for path in ("/", "/api/summary", f"/runs/{safe_run_id(LATEST_RUN)}/report"):
+        paths = ("/", "/?compliance=NON_COMPLIANT&page=1", "/cves", "/cves?q=CVE-2024-3094")
+        for path in (*paths, "/api/summary", f"/runs/{safe_run_id(LATEST_RUN)}/report"):
             assert client.get(path).status_code == expected, path
         assert client.get("/static/page.css").status_code == 200  # no data: public
     assert {a[:2] for a in auth.asked} == {("GET", "RUN")}

@@ -1,6 +1,7 @@
 """The "Patch compliance" page: a FastAPI app the plugin mounts at ``/patch-compliance``.
 
-Why server-rendered FastAPI + Jinja with inline SVG (not a React plugin): ``react_apps`` is still experimental in
+Routes: ``/`` and ``/cves`` (``pages.py``), ``/api/summary``, ``/runs/<id>/report``, ``/remediation``. Why
+server-rendered FastAPI + Jinja with inline SVG (not a React plugin): ``react_apps`` is still experimental in
 Airflow 3.1+, and a React bundle needs a Node toolchain and a build step in the image. This page has no interactivity
 beyond links, renders in the Airflow nav iframe without JavaScript, and is tested by plain HTTP (TestClient) as well as
 in a browser. The full HTML report for a run is streamed from S3 by this app, since report objects are not public.
@@ -19,10 +20,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from include.patch_compliance.ui import charts, remediation
+from include.patch_compliance.ui import pages, remediation
 from include.patch_compliance.ui.source import SAFE_RUN_ID, Problem, ReportStore, ReportUnavailable
 from include.patch_compliance.ui.summary_model import InvalidSummary, Summary, parse_summary
-from include.patch_compliance.vocab import SEVERITIES
 
 HERE = Path(__file__).resolve().parent
 # The report is our own generated HTML, but it is served from the Airflow origin: forbid scripts and any fetch, and
@@ -107,25 +107,6 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
         except InvalidSummary as exc:
             return store, None, None, store.invalid(store.key("latest/summary.json"), str(exc))
 
-    @app.get("/", response_class=HTMLResponse, name="page")
-    def page(request: Request) -> Response:
-        store, summary, _, problem = load()
-        context: dict[str, Any] = {"problem": problem, "summary": summary, "store": store}
-        status = 200
-        if problem is not None:
-            status = 503
-        elif summary is not None:
-            context.update(
-                ou_chart=charts.ou_chart(summary.by_ou),
-                severity_chart=charts.count_chart(summary.totals.severity, SEVERITIES, css_prefix="sev"),
-                coverage_chart=charts.count_chart(summary.node_coverage, charts.COVERAGE_ORDER, css_prefix="cov"),
-                trend_chart=charts.trend_chart(summary.trend),
-                run_links=_run_links(summary, store),
-                runs=summary.runs,
-            )
-            context["remediation"], context["remediation_problem"] = remediation.load_remediation(store)
-        return templates.TemplateResponse(request, "page.html", context, status_code=status, headers=NO_STORE)
-
     @app.get("/api/summary", name="api_summary")
     def api_summary() -> JSONResponse:
         store, summary, raw, problem = load()
@@ -160,6 +141,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
             request, "page.html", {"problem": problem, "summary": None, "store": store}, status_code=503
         )
 
+    pages.register(app, templates, load, _run_links)
     remediation.register(app, templates, open_store)
     return app
 

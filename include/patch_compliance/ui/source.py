@@ -1,4 +1,5 @@
-"""Where the page reads from: ``<prefix>/latest/summary.json`` and ``<prefix>/runs/<safe_run_id>/report.html``.
+"""Where the page reads from: ``<prefix>/latest/summary.json``, ``<prefix>/runs/<safe_run_id>/`` (summary.json,
+report.html) and byte ranges of the run's Parquet tables (``ui/tables.py``).
 
 Every S3 failure becomes a ``ReportUnavailable`` carrying the bucket, key, error code and what to check, so the page
 can show a clear message instead of a stack trace.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +88,14 @@ class ReportStore:
         self.prefix = prefix.strip("/")
         self.conn_id = conn_id
 
+    @contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """Any S3 failure while reading ``key`` -> ReportUnavailable naming it."""
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise ReportUnavailable(_problem(exc, self.bucket, key, self.conn_id)) from exc
+
     def key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
@@ -119,6 +130,30 @@ class ReportStore:
         if not isinstance(data, dict):
             raise ReportUnavailable(self.invalid(key, f"top level must be an object, got {type(data).__name__}"))
         return data
+
+    def run_summary(self, safe_run_id: str) -> dict[str, Any] | None:
+        """A run's own ``runs/<safe_run_id>/summary.json``, or None if that run has none."""
+        if not SAFE_RUN_ID.match(safe_run_id):
+            raise ValueError(f"run {safe_run_id!r} is not a published run id (letters, digits, '.', '_', '-')")
+        return self.json_object(f"runs/{safe_run_id}/summary.json")
+
+    def table_key(self, uri: str | None) -> str | None:
+        """The key of a published table from summary.json ``tables``, only inside this bucket and prefix (a
+        summary never makes the page read elsewhere); None for a missing or foreign location."""
+        base = f"s3://{self.bucket}/{self.key('')}"
+        if not uri or not uri.startswith(base) or not uri.endswith(".parquet") or ".." in uri:
+            return None
+        return uri[len(f"s3://{self.bucket}/") :]
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes (HeadObject)."""
+        with self._reading(key):
+            return int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+
+    def byte_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` inclusive of an object (GetObject with a Range header, RFC 9110)."""
+        with self._reading(key):
+            return self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")["Body"].read()
 
     def report_html(self, safe_run_id: str) -> bytes | None:
         """A run's ``report.html``, or None if that run has none."""

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from include.patch_compliance.palette import run_time
+
 Count = Annotated[int, Field(ge=0)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 # compliant_pct is a percentage 0..100; null when there is nothing to divide by (no nodes).
@@ -28,6 +30,17 @@ class Totals(_Model):
     sla_breaches: Count
     coverage: dict[str, Count]
     severity: dict[str, Count]
+    # Newer producers: the node split and what compliant_pct is taken over.
+    managed: Count | None = None
+    unmanaged: Count | None = None
+    compliant_pct_of: str | None = None
+
+    @property
+    def split(self) -> tuple[int, int]:
+        """(managed, unmanaged) nodes; from the UNMANAGED coverage count when the summary has no split."""
+        unmanaged = self.unmanaged if self.unmanaged is not None else self.coverage.get("UNMANAGED", 0)
+        managed = self.managed if self.managed is not None else self.nodes - unmanaged
+        return managed, unmanaged
 
 
 class OuRow(_Model):
@@ -53,6 +66,31 @@ class TrendRow(_Model):
     run_id: NonEmpty
     snapshot_date: str
     nodes: Count
+    compliant_pct: Pct
+    generated_at: str | None = None
+
+    @property
+    def when(self) -> str:
+        return run_time(self.run_id, self.snapshot_date, self.generated_at)
+
+
+class CveRow(_Model):
+    cve_id: NonEmpty
+    max_severity: str | None = None
+    nodes: Count
+    accounts: Count = 0
+    oldest_first_seen: str | None = None
+    sla_breaches: Count = 0
+    kb_ids: list[str] = Field(default_factory=list)
+    titles: list[str] = Field(default_factory=list)
+
+
+class TagRow(_Model):
+    value: str | None = None
+    nodes: Count
+    compliant: Count
+    non_compliant: Count
+    unknown: Count = 0
     compliant_pct: Pct
 
 
@@ -95,6 +133,9 @@ class Summary(_Model):
     skipped: list[SkippedRow] = Field(default_factory=list)
     security_hub: SecurityHubCounts | None = None
     tables: dict[str, str] = Field(default_factory=dict)
+    # Newer producers (issue 14): optional, empty for older summaries.
+    top_cves: list[CveRow] = Field(default_factory=list)
+    by_tag: dict[str, list[TagRow]] = Field(default_factory=dict)
 
     @property
     def node_coverage(self) -> dict[str, int]:
@@ -118,9 +159,10 @@ class Summary(_Model):
                     snapshot_date=self.snapshot_date,
                     nodes=self.totals.nodes,
                     compliant_pct=self.totals.compliant_pct,
+                    generated_at=self.generated_at,
                 )
             )
-        return sorted(rows, key=lambda r: (r.snapshot_date, r.run_id), reverse=True)
+        return sorted(rows, key=lambda r: (r.snapshot_date, r.when, r.run_id), reverse=True)
 
 
 class InvalidSummary(ValueError):
