@@ -24,9 +24,10 @@ install: $(STAMP)  ## create .venv and install the pinned runtime + dev requirem
 test: install  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-lint: install  ## ruff (incl. Airflow AIR rules); cfn-lint + parliament on deploy/; the Athena template is current
+lint: install  ## ruff (incl. Airflow AIR rules); mypy on include/; cfn-lint + parliament on deploy/; the Athena template is current
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m scripts.lint_templates
 	$(BIN)/python -m scripts.athena_template --check
 

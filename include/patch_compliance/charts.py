@@ -148,7 +148,7 @@ def _spaced_labels(points: list[TrendPoint], *, min_gap: float) -> list[tuple[fl
     """Axis labels at least ``min_gap`` px apart: always the latest, then the first and every other that fits."""
     if not points:
         return []
-    last, chosen = points[-1], []
+    last, chosen = points[-1], list[TrendPoint]()
     for p in points[:-1]:
         if (not chosen or p.x - chosen[-1].x >= min_gap) and last.x - p.x >= min_gap:
             chosen.append(p)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName
 from include.patch_compliance.vocab import (
@@ -236,7 +237,8 @@ class ChangeWindowConfig(_Model):
     def _cron(cls, value: str) -> str:
         if value.startswith("@"):
             raise ValueError("must be a 5-field cron expression such as '0 22 * * 6' (a preset has no fixed time)")
-        return _check_cron(value)
+        _check_cron(value)
+        return value
 
 
 class RemediationConfig(_Model):
@@ -303,7 +305,7 @@ class FleetConfig(_Model):
         return self
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     field_path = ".".join(str(p) for p in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{field_path}: unknown key; remove it or check the spelling against config.example.yaml"

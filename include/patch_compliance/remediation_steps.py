@@ -143,7 +143,7 @@ def select(run: RunContext, params: Mapping[str, Any], now: datetime) -> dict[st
     window = cfg.remediation.change_window
     state = window_state(window, now) if window else None
     if state is not None and not state.is_open and not dry_run:
-        raise RemediationRefused(f"remediation refused, nothing was sent: {state.describe(window)}")
+        raise RemediationRefused(f"remediation refused, nothing was sent: {state.describe()}")
     filters = Filters.from_params(params)
     source, nodes, patches = source_report(run)
     selection = select_nodes(nodes, patches, filters, cfg.scan.reboot_option)
@@ -153,7 +153,7 @@ def select(run: RunContext, params: Mapping[str, Any], now: datetime) -> dict[st
     for line in selection_lines(doc):
         log.info(line)
     if state is not None:
-        log.info(state.describe(window))
+        log.info(state.describe())
     count, cap = len(doc["selected"]), cfg.remediation.max_nodes
     if count > cap:
         raise RemediationRefused(
@@ -191,7 +191,7 @@ def gate(run: RunContext, wave: str, previous: str | None, now: datetime) -> dic
     window has closed since the run started (a wave never starts outside it)."""
     window = run.cfg.remediation.change_window
     state = window_state(window, now) if window else None
-    refuse = state.describe(window) if state is not None and not state.is_open else None
+    refuse = state.describe() if state is not None and not state.is_open else None
     limit = run.cfg.remediation.max_failure_ratio
     return steps.wave_gate(
         run, wave, previous, "Install", setting="remediation.max_failure_ratio", limit=limit, refuse=refuse
@@ -252,7 +252,9 @@ def rescan_decision(run: RunContext) -> list[dict[str, str]]:
     for account_id, region, instance_id in installs:
         by_target.setdefault((account_id, region), []).append(instance_id)
     with ThreadPoolExecutor(max_workers=run.cfg.orchestration.max_workers) as pool:
-        parts = list(pool.map(lambda item: _states(run, *item[0], sorted(item[1])), sorted(by_target.items())))
+        parts = list(
+            pool.map(lambda item: _states(run, item[0][0], item[0][1], sorted(item[1])), sorted(by_target.items()))
+        )
     states = {k: v for part in parts for k, v in part.items()}
     nodes = rescan_candidates(installs, states)
     run.put(key, {"nodes": nodes})

@@ -6,6 +6,8 @@ here imports anything of the project.
 
 from __future__ import annotations
 
+from typing import Final
+
 # The environment variable that names the YAML config file (config.py loads it; dag_layout.py reads it at parse
 # time).
 CONFIG_ENV = "PATCH_COMPLIANCE_CONFIG"
@@ -29,7 +31,7 @@ WAVE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 FLEET_DAG_IDS = ("patch_compliance_scan", "patch_compliance_collect")
 
 # The SSM document the scans run (Scan, or Install with the opt-in).
-PATCH_DOCUMENT = "AWS-RunPatchBaseline"
+PATCH_DOCUMENT: Final = "AWS-RunPatchBaseline"
 # The GeneratorId stamped on every Security Hub finding of ours (one finding per node); the console link
 # filters on it.
 FINDINGS_GENERATOR_ID = "patch-compliance/node-patch-state"

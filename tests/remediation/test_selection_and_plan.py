@@ -217,7 +217,7 @@ def test_change_window_opens_at_the_cron_for_its_duration():
     assert window_state(window, at(2026, 12, 6, 1, 59)).is_open
     closed = window_state(window, at(2026, 12, 6, 2, 0))
     assert not closed.is_open and closed.next_open == at(2026, 12, 12, 22, 0)
-    assert "closed; it opens next at 2026-12-12 22:00 UTC" in closed.describe(window)
+    assert "closed; it opens next at 2026-12-12 22:00 UTC" in closed.describe()
     with pytest.raises(ValueError, match="timezone-aware"):
         window_state(window, datetime(2026, 12, 5, 22, 0))
 

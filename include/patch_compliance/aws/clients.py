@@ -68,7 +68,7 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def paginate(client: Any, operation: str, result_key: str, **params: Any) -> Iterator[dict]:
+def paginate(client: Any, operation: str, result_key: str, **params: Any) -> Iterator[Any]:
     """All items of a paginated call. botocore's paginator keeps going through empty pages while a NextToken
     remains (Organizations does return those, docs/aws-behaviours.md §11)."""
     for page in client.get_paginator(operation).paginate(**params):
@@ -251,12 +251,15 @@ def context_from_connection(conn_id: str | None = "aws_default", *, max_attempts
     bundle) and endpoints (``endpoint_url``, ``service_config``). Without Airflow, boto3's default chain.
     Either way ``AWS_ENDPOINT_URL`` is honoured by botocore."""
     if conn_id:
+        hook_class: Any
         try:
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            hook_class = AwsBaseHook
         except ImportError:  # plain library use, outside Airflow
-            AwsBaseHook = None  # noqa: N806
-        if AwsBaseHook is not None:
-            hook = AwsBaseHook(aws_conn_id=conn_id, client_type="sts")
+            hook_class = None
+        if hook_class is not None:
+            hook = hook_class(aws_conn_id=conn_id, client_type="sts")
             conn = hook.conn_config
             endpoints = {
                 service: settings["endpoint_url"]

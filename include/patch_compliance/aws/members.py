@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
+from typing import cast
 
 from botocore.credentials import RefreshableCredentials
 
@@ -58,7 +59,7 @@ class MemberContexts:
                 if pending is None:
                     pending = owner = self._pending[account_id] = Future()
         if credentials is None:
-            credentials = self._assume(account_id, owner) if owner else pending.result()
+            credentials = self._assume(account_id, owner) if owner else cast(Future, pending).result()
         if isinstance(credentials, TargetUnreachable):
             raise credentials
         context = self._hub.for_account(account_id, credentials)  # no AWS call: a session and settings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -86,6 +87,10 @@ def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
             if summary["ComplianceType"] not in types:
                 types.append(summary["ComplianceType"])
     return out
+
+
+def _items_of(ssm: Any, instance_id: str, *, types: list[str]) -> list[dict[str, Any]]:
+    return compliance_items(ssm, instance_id, types)
 
 
 def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[str, Any]]:
@@ -168,7 +173,7 @@ def collect_target(
         for node_id in ids:
             if node_id in flagged:
                 types = flagged[node_id]
-                _per_node(doc, "compliance_items", node_id, lambda i, types=types: compliance_items(ssm, i, types))
+                _per_node(doc, "compliance_items", node_id, partial(_items_of, ssm, types=types))
     return doc
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 if TYPE_CHECKING:  # the step bodies and AWS modules load when a task runs, not when the DAG file is parsed
+    from airflow.sdk import Context
+
     from include.patch_compliance.runtime import RunContext
 
 log = logging.getLogger("airflow.task")
 
 
-def _run() -> tuple[RunContext, dict[str, Any]]:
+def _run() -> tuple[RunContext, Context]:
     from include.patch_compliance.runtime import RunContext
 
     context = get_current_context()
@@ -93,7 +95,9 @@ def collect(shard: dict[str, Any]) -> dict[str, Any]:
     from include.patch_compliance import steps
 
     run, context = _run()
-    context["pc_label"] = shard.get("label", "")
+    # A map_index_template variable is set in the task's context (Airflow docs, Dynamic Task Mapping, "Named
+    # mapping"); Context's TypedDict does not list custom keys.
+    cast(dict, context)["pc_label"] = shard.get("label", "")
     return steps.collect_shard(run, shard)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -111,7 +111,7 @@ class _PublishOperator(BaseOperator):
     produced (the upstream step's XCom, the staged data), never by publishing an empty run. Subclasses name the
     step body and store their console link."""
 
-    ui_color: ClassVar[str]
+    ui_color: str
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("trigger_rule", "all_done")

@@ -20,6 +20,8 @@ from include.patch_compliance.orchestration.operators import (
 from include.patch_compliance.vocab import RESCAN_WAVE
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from include.patch_compliance.records import Target
     from include.patch_compliance.runtime import RunContext
     from include.patch_compliance.scan.command import ScanRequest
@@ -104,7 +106,7 @@ class PublishRemediationFindingsOperator(PublishFindingsOperator):
         return remediation_publish.security_hub(run)
 
 
-def _run() -> tuple[RunContext, dict[str, Any]]:
+def _run() -> tuple[RunContext, Context]:
     from include.patch_compliance.runtime import RunContext
 
     context = get_current_context()

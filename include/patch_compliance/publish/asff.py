@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,12 @@ def finding_id(account_id: str, region: str, instance_id: str) -> str:
 def product_arn(partition: str, region: str, account_id: str) -> str:
     """The account's default (custom integration) product (securityhub-custom-providers.md)."""
     return f"arn:{partition}:securityhub:{region}:{account_id}:product/{account_id}/default"
+
+
+def _observed(node: Mapping[str, Any], now: datetime) -> datetime:
+    """When the node's patch state was observed: its last scan, else the run's clock."""
+    scanned = node.get("last_scan_time")
+    return scanned if isinstance(scanned, datetime) else now
 
 
 def iso(moment: datetime) -> str:
@@ -167,7 +173,7 @@ def top_patches(patches: Iterable[Mapping[str, Any]], limit: int) -> list[Mappin
 
     def key(p: Mapping[str, Any]) -> tuple:
         return (
-            rank.get(p.get("severity"), len(rank)),
+            rank.get(str(p.get("severity")), len(rank)),
             not bool(p.get("sla_breached")),
             -(_int(p.get("age_days")) or 0),
             str(p.get("kb_id") or ""),
@@ -194,7 +200,7 @@ def vulnerability(patch: Mapping[str, Any], vendor: str) -> dict:
     return item
 
 
-def first_observed(node_patches: list[Mapping[str, Any]], existing: Mapping[str, Any] | None) -> datetime | None:
+def first_observed(node_patches: Sequence[Mapping[str, Any]], existing: Mapping[str, Any] | None) -> datetime | None:
     """The earliest ``first_seen`` of the node's patches, or the finding's own earlier FirstObservedAt."""
     seen = [p["first_seen"] for p in node_patches if isinstance(p.get("first_seen"), datetime)]
     if existing and existing.get("FirstObservedAt"):
@@ -204,7 +210,7 @@ def first_observed(node_patches: list[Mapping[str, Any]], existing: Mapping[str,
 
 def failed_finding(
     node: Mapping[str, Any],
-    node_patches: list[Mapping[str, Any]],
+    node_patches: Sequence[Mapping[str, Any]],
     existing: Mapping[str, Any] | None,
     *,
     partition: str,
@@ -217,7 +223,7 @@ def failed_finding(
     label = severity_label(node)
     listed = top_patches(node_patches, max_patches)
     vendor = node.get("platform_name") or node.get("platform_type") or "Unknown"
-    observed = node.get("last_scan_time") if isinstance(node.get("last_scan_time"), datetime) else now
+    observed = _observed(node, now)
     first = first_observed(node_patches, existing) or observed
     counts = patch_summary(node)
     problems = counts["MissingCount"] + counts["InstalledRejectedCount"] + counts["InstalledPendingReboot"]
@@ -252,7 +258,7 @@ def resolved_finding(
 ) -> dict:
     """A node that is compliant now: same Id, Compliance PASSED, INFORMATIONAL, ARCHIVED (docs/aws-behaviours.md
     §16)."""
-    observed = node.get("last_scan_time") if isinstance(node.get("last_scan_time"), datetime) else now
+    observed = _observed(node, now)
     finding = _base(node, existing, partition=partition, now=now)
     finding.update(
         {

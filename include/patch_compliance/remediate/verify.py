@@ -72,6 +72,12 @@ def rescan_candidates(
     return out
 
 
+def _total(*counts: int | None) -> int | None:
+    """The sum, or None when a count is unknown."""
+    known = [c for c in counts if c is not None]
+    return sum(known) if len(known) == len(counts) else None
+
+
 def _count(row: Mapping[str, Any] | None, column: str) -> int | None:
     if row is None:
         return None
@@ -122,7 +128,7 @@ def remediation_rows(
         counts_after = {name: _count(now_row, col) for name, col in COUNTS.items()}
         compliance_after = now_row.get("compliance_status") if now_row else None
         error = None
-        if inv is None and wave in held:
+        if inv is None and wave is not None and wave in held:
             result, outcome, error = "HELD", "HELD", held[wave]
         elif inv is None:
             result, outcome = "NOT_SENT", "NOT_SENT"
@@ -131,11 +137,11 @@ def remediation_rows(
             result = result_of(compliance_after, counts_after)
             outcome = outcome_label(inv.get("status_details") or inv.get("status") or "") or "UNKNOWN"
             error = inv.get("error")
-        installed = [_count(before, COUNTS["installed"]), _count(before, COUNTS["pending_reboot"])]
-        installed_after = [counts_after["installed"], counts_after["pending_reboot"]]
+        installed = _total(_count(before, COUNTS["installed"]), _count(before, COUNTS["pending_reboot"]))
+        installed_after = _total(counts_after["installed"], counts_after["pending_reboot"])
         gained = (
-            max(0, sum(installed_after) - sum(installed))
-            if inv is not None and None not in installed and None not in installed_after
+            max(0, installed_after - installed)
+            if inv is not None and installed is not None and installed_after is not None
             else None
         )
         row = {

@@ -14,12 +14,14 @@ from include.patch_compliance.config import ChangeWindowConfig
 
 @dataclass(frozen=True)
 class WindowState:
+    window: ChangeWindowConfig
     is_open: bool
     opened_at: datetime  # the latest opening at or before now
     closes_at: datetime  # when that opening closes
     next_open: datetime  # the next opening after now
 
-    def describe(self, window: ChangeWindowConfig) -> str:
+    def describe(self) -> str:
+        window = self.window
         spec = f"remediation.change_window (opens at cron {window.start!r} UTC for {window.duration_minutes} min)"
         if self.is_open:
             return f"{spec} is open until {self.closes_at:%Y-%m-%d %H:%M} UTC"
@@ -44,6 +46,7 @@ def window_state(window: ChangeWindowConfig, now: datetime) -> WindowState:
     closes = opened + timedelta(minutes=window.duration_minutes)
     upcoming = croniter(window.start, now).get_next(datetime)
     return WindowState(
+        window=window,
         is_open=now < closes,
         opened_at=opened.replace(tzinfo=UTC),
         closes_at=closes.replace(tzinfo=UTC),

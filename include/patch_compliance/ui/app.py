@@ -112,6 +112,7 @@ def create_app(store_factory: StoreFactory = store_from_config, *, dependencies:
         store, summary, raw, problem = load()
         if problem is not None:
             return JSONResponse({"status": "error", "problem": problem.as_dict()}, status_code=503, headers=NO_STORE)
+        assert store is not None  # load() names a problem whenever it has no store
         if summary is None:
             body = {"status": "no_report", "bucket": store.bucket, "key": store.key("latest/summary.json")}
             return JSONResponse(body, status_code=404, headers=NO_STORE)

@@ -174,7 +174,7 @@ def cve_exposure(store: ReportStore, tables: dict[str, str], cve_id: str) -> Cve
         base = info.get(key) or {"account_id": key[0], "region": key[1], "instance_id": key[2]}
         listed.append({**base, "patches": sorted(found[key], key=_by_severity)})
     seen = [r["first_seen"] for r in rows if r.get("first_seen") is not None]
-    severities = sorted((r.get("severity") for r in rows if r.get("severity")), key=lambda s: _RANK.get(s, 99))
+    severities = sorted((str(r["severity"]) for r in rows if r.get("severity")), key=lambda s: _RANK.get(s, 99))
     return CveExposure(
         cve_id=cve_id,
         nodes=listed,

@@ -27,7 +27,7 @@ def _svg(chart: charts.BarChart | charts.TrendChart) -> Markup:
     return Markup(charts.svg(chart))  # noqa: S704 - charts.svg escapes every text it draws
 
 
-def chart_context(summary: Summary, latest: Summary) -> dict[str, Markup]:
+def chart_context(summary: Summary, latest: Summary) -> dict[str, Markup | dict[str, Markup]]:
     """The page's charts: the selected run's figures, and the trend of the latest run's history (per run)."""
     by_tag = {
         key: _svg(charts.share_bars([r.model_dump() for r in rows], label_key="value", title=f"Compliance by {key}"))
@@ -91,6 +91,7 @@ def register(
         if problem is not None:
             status = 503
             return templates.TemplateResponse(request, "page.html", context, status_code=status), context
+        assert store is not None  # load() names a problem whenever it has no store
         if latest is None:
             return templates.TemplateResponse(request, "page.html", context, headers=NO_STORE), context
         links = run_links(latest, store)

@@ -99,7 +99,7 @@ def rows_page(
     table: Table, columns: Sequence[str], where: ds.Expression | None, *, offset: int, limit: int
 ) -> tuple[int, list[dict]]:
     """(rows matching, the ``limit`` rows from ``offset`` as dicts): memory holds one batch and one page."""
-    total, page = 0, []
+    total, page = 0, list[dict]()
     for batch in batches(table, columns, where):
         start, end = total, total + batch.num_rows
         if end > offset and len(page) < limit:

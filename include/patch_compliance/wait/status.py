@@ -47,7 +47,7 @@ class Progress:
 
 
 def is_terminal(state: dict[str, Any] | None) -> bool:
-    return bool(state) and state.get("Status") in TERMINAL_COMMAND_STATUSES
+    return state is not None and state.get("Status") in TERMINAL_COMMAND_STATUSES
 
 
 def _state(command: dict[str, Any]) -> dict[str, Any]:
