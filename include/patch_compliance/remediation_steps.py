@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -272,7 +273,7 @@ def rescan_request(run: RunContext) -> tuple[list[Target], ScanRequest]:
     ids: dict[tuple[str, str], list[str]] = {}
     for node in nodes:
         ids.setdefault((node["account_id"], node["region"]), []).append(node["instance_id"])
-    targets = [Target(**{**known[k].as_dict(), "wave": RESCAN_WAVE}) for k in sorted(ids)]
+    targets = [replace(known[k], wave=RESCAN_WAVE) for k in sorted(ids)]
     return targets, ScanRequest("Scan", run.run_id, wave_tag(run, RESCAN_WAVE), run.cfg.scan, instance_ids=ids)
 
 

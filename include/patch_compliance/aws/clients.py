@@ -22,6 +22,8 @@ from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from include.patch_compliance.records import TargetError
+
 T = TypeVar("T")
 
 DEFAULT_REGION = "us-east-1"
@@ -52,8 +54,8 @@ class TargetUnreachable(Exception):
         self.code = code
         self.message = message
 
-    def as_dict(self) -> dict[str, str]:
-        return {"stage": self.stage, "code": self.code, "message": self.message}
+    def as_dict(self) -> TargetError:
+        return TargetError(stage=self.stage, code=self.code, message=self.message)
 
 
 def safe_session_name(text: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from include.patch_compliance.config import FleetConfig, OrganizationConfig, WaveConfig
 from include.patch_compliance.discover.org import Account, OrgUnit
-from include.patch_compliance.records import Target
+from include.patch_compliance.records import ShardRef, Target
 
 # [core] max_map_length default (docs/aws-behaviours.md §21): a longer list fails the upstream task.
 MAX_MAP_LENGTH = 1024
@@ -26,11 +26,11 @@ class Plan:
     def targets(self) -> list[Target]:
         return [t for shards in self.waves.values() for shard in shards for t in shard]
 
-    def shard_refs(self) -> dict[str, list[dict[str, Any]]]:
+    def shard_refs(self) -> dict[str, list[ShardRef]]:
         """Small per-wave lists for XCom and mapping; the targets themselves live in the S3 plan."""
         return {
             wave: [
-                {"wave": wave, "shard": i, "label": shard_label(shard), "targets": len(shard)}
+                ShardRef(wave=wave, shard=i, label=shard_label(shard), targets=len(shard))
                 for i, shard in enumerate(shards)
             ]
             for wave, shards in self.waves.items()

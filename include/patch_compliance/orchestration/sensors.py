@@ -10,11 +10,12 @@ from airflow.sdk import BaseSensorOperator
 from include.patch_compliance.orchestration.links import SsmRunCommandLink, persist, ssm_command_fields
 
 if TYPE_CHECKING:  # the run layer and AWS modules load at execution, not when the DAG file is parsed
+    from include.patch_compliance.records import ScanRecord
     from include.patch_compliance.runtime import RunContext
     from include.patch_compliance.wait.status import Progress
 
 
-def deadline_for(scan_records: list[dict[str, Any]], timeout_seconds: int) -> datetime:
+def deadline_for(scan_records: list[ScanRecord], timeout_seconds: int) -> datetime:
     """The wait ends ``timeout_seconds`` after the shard's first command was sent (derived, so a rescheduled
     or retried sensor keeps the same deadline)."""
     sent = [datetime.fromisoformat(r["sent_at"]) for r in scan_records if r.get("sent_at")]
@@ -50,7 +51,7 @@ class ShardCommandsSensor(BaseSensorOperator):
         self._last: Progress | None = None  # the latest check of this try
         self._fresh = False  # execute() has just checked: the first poke() uses that check
 
-    def _load(self, context: Any) -> tuple[RunContext, list[dict[str, Any]]]:
+    def _load(self, context: Any) -> tuple[RunContext, list[ScanRecord]]:
         from include.patch_compliance.runtime import RunContext
 
         context["pc_label"] = self.shard.get("label", "")
@@ -58,7 +59,7 @@ class ShardCommandsSensor(BaseSensorOperator):
         self.poke_interval = run.cfg.scan.wait.poke_interval_seconds
         return run, run.get(run.key("scan", self.shard["wave"], int(self.shard["shard"])))
 
-    def _check(self, run: RunContext, records: list[dict[str, Any]]) -> Progress:
+    def _check(self, run: RunContext, records: list[ScanRecord]) -> Progress:
         from include.patch_compliance.wait.status import shard_progress
 
         known = self._last.states if self._last else None
@@ -133,7 +134,9 @@ class ShardCommandsSensor(BaseSensorOperator):
     def _timeout_text(run: RunContext) -> str:
         return f"still running when the wait timed out after {run.cfg.scan.wait.timeout_seconds} s"
 
-    def _finish(self, context: Any, run: RunContext, records: list[dict], wait_error: str | None) -> dict[str, Any]:
+    def _finish(
+        self, context: Any, run: RunContext, records: list[ScanRecord], wait_error: str | None
+    ) -> dict[str, Any]:
         from include.patch_compliance.wait.status import failure_ratio, outcome_records
 
         wave, shard = self.shard["wave"], int(self.shard["shard"])
@@ -148,7 +151,7 @@ class ShardCommandsSensor(BaseSensorOperator):
                     by_details.get(o.get("status_details") or "unknown", 0) + 1
                 )
         self.log.info("shard %s/%s: %d invocations, %d not successful %s", wave, shard, total, failed, by_details)
-        first = next(((o["region"], o["command_id"]) for o in outcomes if o.get("command_id")), None)
+        first = next(((str(o["region"]), str(o["command_id"])) for o in outcomes if o.get("command_id")), None)
         if first:
             persist(SsmRunCommandLink, context, self, first[0], ssm_command_fields(*first))
         return {

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import UNREACHABLE_CODES, AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import ScanConfig
-from include.patch_compliance.records import Target
+from include.patch_compliance.records import ScanRecord, SentCommand, Target, TargetError
 
 COMMENT_PREFIX = "patch-compliance"
 # SendCommand takes at most 50 InstanceIds; botocore does not check the max (docs/aws-behaviours.md §1).
@@ -111,7 +111,7 @@ def _send(ssm: Any, req: ScanRequest, batch: int, total: int, instance_ids: list
 
 def scan_target(
     ctx: AwsContext, target: Target, req: ScanRequest, invoked_after: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+) -> tuple[list[SentCommand], list[dict[str, Any]] | None]:
     """Send (or find) this run's commands in one account-region. Returns one entry per command, and the
     DescribeInstanceInformation listing the batches came from (None when tags select the nodes): collect reuses it
     instead of listing the nodes again (``collect.node_listing_max_age_seconds``)."""
@@ -130,23 +130,23 @@ def scan_target(
     else:
         batches = [None]
     total = max(len(batches), max(earlier, default=0))
-    sent = []
+    sent: list[SentCommand] = []
     for number, batch in enumerate(batches, start=1):
         if number in earlier:
             command, reused = earlier[number], True
         else:
             command, reused = _send(ssm, req, number, total, batch), False
         sent.append(
-            {
-                "command_id": command["CommandId"],
-                "batch": number,
-                "reused": reused,
-                "instance_ids": len(batch) if batch is not None else None,
-            }
+            SentCommand(
+                command_id=command["CommandId"],
+                batch=number,
+                reused=reused,
+                instance_ids=len(batch) if batch is not None else None,
+            )
         )
     # Commands of batches this attempt no longer has (nodes gone since) are still this run's: keep waiting on them.
     for number in sorted(set(earlier) - set(range(1, len(batches) + 1))):
-        sent.append({"command_id": earlier[number]["CommandId"], "batch": number, "reused": True, "instance_ids": None})
+        sent.append(SentCommand(command_id=earlier[number]["CommandId"], batch=number, reused=True, instance_ids=None))
     return sent, listing
 
 
@@ -156,10 +156,10 @@ def scan_record(
     req: ScanRequest,
     invoked_after: datetime,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> dict[str, Any]:
+) -> ScanRecord:
     """The scan outcome of one target as a JSON-ready record; failures are recorded, never raised. With
     ``all_managed`` targets it carries the node listing (``instance_information``, listed at ``listed_at``)."""
-    record: dict[str, Any] = {
+    record: ScanRecord = {
         "target": target.as_dict(),
         "operation": req.operation,
         "sent_at": now().isoformat(),
@@ -171,19 +171,19 @@ def scan_record(
         listed_at = now().isoformat()
         record["commands"], listing = scan_target(account_context(target.account_id), target, req, invoked_after)
         if listing is not None:
-            record.update(listed_at=listed_at, instance_information=listing)
+            record["listed_at"], record["instance_information"] = listed_at, listing
     except TargetUnreachable as exc:
-        record.update(status="UNREACHABLE", error=exc.as_dict())
+        record["status"], record["error"] = "UNREACHABLE", exc.as_dict()
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc)
         status = "UNREACHABLE" if code in UNREACHABLE_CODES else "ERROR"
-        record.update(status=status, error={"stage": "scan", "code": code, "message": str(exc)})
+        record["status"], record["error"] = status, TargetError(stage="scan", code=code, message=str(exc))
     if record["status"] == "SENT" and not record["commands"]:
         record["status"] = "NO_TARGETS"
     return record
 
 
-def keep_first_sent_at(records: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def keep_first_sent_at(records: list[ScanRecord], earlier: list[ScanRecord]) -> list[ScanRecord]:
     """A retried scan task keeps, per target, the ``sent_at`` of the earlier attempt that sent its commands: the
     wait deadline is counted from it (``sent_at`` + ``scan.wait.timeout_seconds``), so retries never push it later.
     A target that had no command before (unreachable, send failed) takes this attempt's time."""
@@ -197,6 +197,6 @@ def keep_first_sent_at(records: list[dict[str, Any]], earlier: list[dict[str, An
     ]
 
 
-def first_command(scan_records: list[dict[str, Any]]) -> tuple[str, str] | None:
+def first_command(scan_records: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     """(region, command id) of the first command a shard sent or reused: what its console link opens."""
     return next(((r["target"]["region"], r["commands"][0]["command_id"]) for r in scan_records if r["commands"]), None)

@@ -10,14 +10,15 @@ when Targets leave InstanceIds empty, and end early on zero invocations (docs/aw
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import AwsContext, TargetUnreachable, error_code, paginate
+from include.patch_compliance.records import CommandOutcome
 
 # Command-level Status values that are final; Pending/InProgress/Cancelling are not (docs/aws-behaviours.md §3).
 TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
@@ -93,7 +94,7 @@ def list_states(
     return found
 
 
-def _by_account_region(scan_records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _by_account_region(scan_records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """The shard's commands per (account, region), with the earliest ``sent_at`` there (None if unknown)."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in scan_records:
@@ -113,7 +114,7 @@ def _by_account_region(scan_records: list[dict[str, Any]]) -> dict[tuple[str, st
 
 def shard_progress(
     account_context: Callable[[str], AwsContext],
-    scan_records: list[dict[str, Any]],
+    scan_records: Sequence[Mapping[str, Any]],
     *,
     document_name: str | None = None,
     known: dict[str, dict[str, Any]] | None = None,
@@ -150,7 +151,7 @@ def shard_progress(
     return Progress(commands=len(ids), finished=finished, errors=errors, states=states, polled=polled)
 
 
-def _base(target: dict[str, Any]) -> dict[str, Any]:
+def _base(target: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("ou_id", "ou_path", "account_id", "account_name", "region", "wave")
     return {k: target.get(k) for k in keys}
 
@@ -173,7 +174,7 @@ def plugin_that_ran(plugins: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def invocation_records(
-    ssm: Any, target: dict[str, Any], command_id: str, wait_error: str | None, *, state: dict[str, Any] | None = None
+    ssm: Any, target: Mapping[str, Any], command_id: str, wait_error: str | None, *, state: dict[str, Any] | None = None
 ) -> list[dict]:
     """One record per invocation, every page (the provider reads only the first 50, docs/aws-behaviours.md §23).
     ``state``: the command's state from the wait; without it one ListCommands asks for it."""
@@ -225,11 +226,11 @@ def invocation_records(
 
 def outcome_records(
     account_context: Callable[[str], AwsContext],
-    scan_records: list[dict[str, Any]],
+    scan_records: Sequence[Mapping[str, Any]],
     wait_error: str | None = None,
     *,
     states: dict[str, dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CommandOutcome]:
     """Every invocation outcome of a shard, plus one record per target that has no command, with the reason.
     ``states`` (``Progress.states`` of the last check): commands found there need no ListCommands here, only
     their ListCommandInvocations pages."""
@@ -270,10 +271,10 @@ def outcome_records(
                     }
                 ]
             out += [{**row, "target_status": rec.get("status")} for row in rows]
-    return out
+    return cast(list[CommandOutcome], out)  # rows built from _base() and the invocation fields above
 
 
-def failure_ratio(records: list[dict[str, Any]]) -> tuple[float, int, int]:
+def failure_ratio(records: Sequence[Mapping[str, Any]]) -> tuple[float, int, int]:
     """Share of invocations that did not succeed (for gating an Install wave). Returns (ratio, failed, total)."""
     invocations = [r for r in records if r.get("instance_id")]
     failed = sum(1 for r in invocations if r.get("status") != "Success")
