@@ -49,10 +49,15 @@ def ceil_div(n: int, size: int, at_least: int = 1) -> int:
     return max(at_least, math.ceil(n / size))
 
 
-def bench_config(path: Path) -> Path:
-    """The emulator's config as users run it (its waves), without a schedule: only the triggered run runs."""
+def bench_config(path: Path, profile: str) -> Path:
+    """The emulator's config (its waves, member role, reports) over every region of the profile, with the
+    product's default shard_size and max_workers (the emulator's config shards small for the tests) and no
+    schedule: only the triggered run runs."""
+    from sandbox.fleet import PROFILES
+
     data = yaml.safe_load((ROOT / "sandbox" / "fleet-config.yaml").read_text())
-    data.setdefault("orchestration", {})["schedule"] = None
+    data["regions"] = list(PROFILES[profile].regions)
+    data["orchestration"] = {"schedule": None}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -185,7 +190,7 @@ def run(profile: str, timeout: float) -> dict[str, Any]:
     overrides = dict(zip(PORT_VARS, map(str, free_ports(len(PORT_VARS))), strict=True))
     settings = local_cluster.Settings.from_env({}, CLUSTER_DIR=str(FOLDER / "cluster"), **overrides)
     settings.profile = profile
-    settings.config_file = bench_config(FOLDER / "cluster" / "patch-compliance.yaml")
+    settings.config_file = bench_config(FOLDER / "cluster" / "patch-compliance.yaml", profile)
     settings.extra_env = {
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(FOLDER / "cluster" / "plugins")),
         "PC_BENCH_RSS_FILE": str(rss_file),

@@ -29,8 +29,8 @@ class ShardCommandsTrigger(BaseTrigger):
     :param poke_interval: seconds between checks.
     :param deadline: ISO-8601 UTC time after which the wait gives up (recorded, not failed).
     :param document_name: the scan's SSM document (narrows the listing); ``None`` lists every document.
-    :param states: command states from the sensor's own check just before deferring: the trigger then waits one
-        interval before its first check and never asks again for the terminal ones.
+    :param states: command states already known (None: the trigger checks at once); with states, the trigger
+        waits one interval before its first check and never asks again for the terminal ones.
     """
 
     def __init__(
