@@ -49,6 +49,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `nodes` (
   `highest_missing_severity`        string,
   `non_compliant_patches`           bigint,
   `sla_breaches`                    bigint,
+  `tags`                            map<string,string>,
   `unrecognised`                    array<string>
 )
 PARTITIONED BY (`snapshot_date` string)

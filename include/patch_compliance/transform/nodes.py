@@ -29,7 +29,13 @@ from include.patch_compliance.transform.normalise import (
     unrecognised_list,
     whole_days_since,
 )
-from include.patch_compliance.transform.raw import EC2_INSTANCE, INSTANCE_INFORMATION, PATCH_STATE, list_items
+from include.patch_compliance.transform.raw import (
+    EC2_INSTANCE,
+    INSTANCE_INFORMATION,
+    NODE_TAGS,
+    PATCH_STATE,
+    list_items,
+)
 from include.patch_compliance.transform.schema import (
     EC2_STATES,
     PATCH_OPERATIONS,
@@ -40,6 +46,7 @@ from include.patch_compliance.transform.schema import (
     TS,
     UNRECOGNISED,
 )
+from include.patch_compliance.transform.tags import node_tags, tag_maps
 
 NON_COMPLIANT_COUNTS = (
     "critical_non_compliant_count",
@@ -134,8 +141,13 @@ def _managed_frame(raw_docs: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _ec2_frame(raw_docs: list[dict]) -> pd.DataFrame:
-    table = list_items(raw_docs, "ec2_instances", EC2_INSTANCE)
+def _tags_of(table: pa.Table) -> pa.Table:
+    """(t, instance_id, tags map) of EC2 instances or of hybrid nodes' SSM tags."""
+    ids = blank_to_null(table.column("InstanceId"))
+    return tag_maps(pa.table({"t": table.column("t"), "instance_id": ids, "Tags": table.column("Tags")}))
+
+
+def _ec2_frame(table: pa.Table) -> pd.DataFrame:
     tags = table.column("Tags").combine_chunks()
     flat_tags = pc.list_flatten(tags)
     owners = pc.list_parent_indices(tags)
@@ -170,7 +182,8 @@ def node_rows(
     stale_after_days: int,
 ) -> pd.DataFrame:
     managed = _managed_frame(raw_docs)
-    ec2 = _ec2_frame(raw_docs)
+    ec2_items = list_items(raw_docs, "ec2_instances", EC2_INSTANCE)
+    ec2 = _ec2_frame(ec2_items)
     # UNMANAGED: running EC2 instances that DescribeInstanceInformation does not list (it omits stopped and
     # terminated nodes, docs/aws-behaviours.md §9, so only running ones are expected to be managed).
     running = ec2[ec2["ec2_state"] == "running"][["t", "instance_id"]]
@@ -190,6 +203,9 @@ def node_rows(
         {"t": down, "managed": False, "target_error_stage": pd.Series(stages, dtype=pd.ArrowDtype(pa.string()))}
     )
     frame = pd.concat([frame, unreachable], ignore_index=True)
+    # EC2 tags for instances, SSM tags (ListTagsForResource) for hybrid nodes.
+    tag_sources = [_tags_of(ec2_items), _tags_of(list_items(raw_docs, "node_tags", NODE_TAGS))]
+    frame["tags"] = node_tags(frame, tag_sources)
 
     for name, column in take_targets(targets, frame["t"].to_numpy(), list(targets.columns)).items():
         frame[name] = column.array

@@ -34,14 +34,17 @@ INSTANCE_INFORMATION = pa.struct(
         ("Name", S),
     ]
 )
+TAG_LIST = pa.list_(pa.struct([("Key", S), ("Value", S)]))
 EC2_INSTANCE = pa.struct(
     [
         ("InstanceId", S),
         ("State", pa.struct([("Name", S)])),
         ("PlatformDetails", S),
-        ("Tags", pa.list_(pa.struct([("Key", S), ("Value", S)]))),
+        ("Tags", TAG_LIST),
     ]
 )
+# The SSM tags of a hybrid node (ListTagsForResource ResourceType ManagedInstance), as collect records them.
+NODE_TAGS = pa.struct([("InstanceId", S), ("Tags", TAG_LIST)])
 PATCH_STATE = pa.struct(
     [
         ("InstanceId", S),
