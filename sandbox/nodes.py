@@ -132,6 +132,10 @@ def _baselines(rng: random.Random, account: Account, region: str) -> dict[str, d
     return out
 
 
+# Owner tags of the generated nodes (EC2 tags, SSM tags of hybrid nodes), for reports.group_by_tags.
+TEAMS = ("payments", "platform", "data")
+
+
 def generate_region(
     fleet: Fleet, account: Account, region: str, now: float, catalogs: dict[str, list[Patch]]
 ) -> RegionData:
@@ -149,6 +153,7 @@ def generate_region(
         family = "windows" if plat.platform_type == "Windows" else "linux"
         patch_group = f"{env}-{family}"
         tags = {"Name": f"{account.name}-{pkey}-{i:03d}", "Environment": env, "PatchGroup": patch_group}
+        tags["Team"] = TEAMS[(int(account.id) + i) % len(TEAMS)]  # no rng draw: the rest of the world is unchanged
         if rng.random() < 0.85:
             tags["Patch"] = "true"
         has_agent = hybrid or rng.random() > 0.1  # ~10% of EC2 instances have no SSM agent: unmanaged

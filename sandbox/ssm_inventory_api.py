@@ -325,6 +325,19 @@ def get_patch_baseline_for_patch_group(world: World, rd: RegionData, body: dict)
     }
 
 
+def list_tags_for_resource(world: World, rd: RegionData, body: dict) -> dict:
+    """ManagedInstance tags of a hybrid node (moto keeps none for managed instances). Tags of an EC2 instance are
+    EC2's (DescribeInstances), not SSM's: AWS answers InvalidResourceId for an i- id here, as for an unknown mi- id
+    (SSM API reference, ListTagsForResource). Other resource types are not modelled."""
+    kind, rid = body["ResourceType"], str(body["ResourceId"])
+    if kind != "ManagedInstance":
+        raise AwsError("InvalidResourceType", f"only ManagedInstance is modelled, not {kind}")
+    node = rd.nodes.get(rid)
+    if node is None or node.resource_type != "ManagedInstance":
+        raise AwsError("InvalidResourceId", f"{rid} is not a managed instance of this account and Region")
+    return {"TagList": [{"Key": k, "Value": v} for k, v in sorted(node.tags.items())]}
+
+
 HANDLERS: dict[str, Handler] = {
     "DescribeInstanceInformation": describe_instance_information,
     "DescribeInstancePatchStates": describe_instance_patch_states,
@@ -335,4 +348,5 @@ HANDLERS: dict[str, Handler] = {
     "ListComplianceSummaries": list_compliance_summaries,
     "DescribePatchBaselines": describe_patch_baselines,
     "GetPatchBaselineForPatchGroup": get_patch_baseline_for_patch_group,
+    "ListTagsForResource": list_tags_for_resource,
 }

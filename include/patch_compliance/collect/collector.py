@@ -3,7 +3,8 @@
 Channels: ``AWS:PatchSummary`` (DescribeInstancePatchStates / DescribeInstancePatches) and ``AWS:ComplianceItem``
 (ListResourceComplianceSummaries for every resource, then ListComplianceItems with a Status filter only for the
 resources NON_COMPLIANT there: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
-information (reused from the scan when fresh) and running EC2 instances (to find unmanaged ones). Items are kept as
+information (reused from the scan when fresh), running EC2 instances (to find unmanaged ones; their tags are the
+owner tags) and the SSM tags of hybrid nodes. Items are kept as
 the APIs return them; the transform step owns normalisation (docs/architecture.md, raw collection document).
 """
 
@@ -73,6 +74,17 @@ def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
     )
 
 
+def hybrid_node_ids(instance_information: list[dict[str, Any]]) -> list[str]:
+    """Hybrid (``mi-``) nodes: their owner tags are SSM tags, not EC2 tags."""
+    return sorted(n["InstanceId"] for n in instance_information if n.get("ResourceType") == "ManagedInstance")
+
+
+def managed_instance_tags(ssm: Any, instance_id: str) -> list[dict[str, str]]:
+    """The SSM tags of one hybrid node: one ListTagsForResource call (one resource, not paged; docs/aws-behaviours.md
+    §36)."""
+    return ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=instance_id).get("TagList", [])
+
+
 def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
     """Per resource id, the compliance types (of COMPLIANCE_TYPES) ListResourceComplianceSummaries reports
     NON_COMPLIANT: one paged call per account-region for every node (docs/aws-behaviours.md §10, §35)."""
@@ -137,6 +149,7 @@ def collect_target(
         "patch_states": [],
         "patches": {},
         "compliance_items": {},
+        "node_tags": [],
     }
     try:
         ctx = account_context(target["account_id"])
@@ -154,6 +167,13 @@ def collect_target(
         if code in UNREACHABLE_CODES:
             doc["status"] = "UNREACHABLE"
         return doc
+    for node_id in hybrid_node_ids(doc["instance_information"]):  # one call per hybrid node
+        try:
+            doc["node_tags"].append({"InstanceId": node_id, "Tags": managed_instance_tags(ssm, node_id)})
+        except (ClientError, BotoCoreError) as exc:
+            doc["warnings"].append(
+                {"stage": "node_tags", "instance_id": node_id, "code": error_code(exc), "message": str(exc)}
+            )
     for state in doc["patch_states"]:
         if is_non_compliant(state):
             _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
