@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from include.patch_compliance.config_alerts import AlertsConfig
 from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName, tag_column
 from include.patch_compliance.vocab import (
     ACCOUNT_ID_PATTERN,
@@ -291,6 +292,7 @@ class FleetConfig(_Model):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     security_hub: SecurityHubConfig = SecurityHubConfig()
     remediation: RemediationConfig = RemediationConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _remediation(self) -> FleetConfig:
