@@ -1,8 +1,8 @@
 """Rewrite include/athena/<table>.sql from include/patch_compliance/transform/schema.py (run after a schema change).
 
-    python scripts/generate_athena.py                                  # rewrite the committed DDL (static schema)
-    python scripts/generate_athena.py --group-by-tags Team,Environment # print nodes.sql with those tag_<key>
-                                                                       # columns (reports.group_by_tags), in order
+Usage: ``python scripts/generate_athena.py`` rewrites the committed DDL (the static schema);
+``python scripts/generate_athena.py --group-by-tags Team,Environment`` prints nodes.sql with the tag_<key> columns
+of those keys (reports.group_by_tags), in that order, after the static columns.
 """
 
 from __future__ import annotations
