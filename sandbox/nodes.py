@@ -132,6 +132,12 @@ def _baselines(rng: random.Random, account: Account, region: str) -> dict[str, d
     return out
 
 
+def available_security_updates_status(account_id: str) -> str:
+    """The baselines' AvailableSecurityUpdatesComplianceStatus: NON_COMPLIANT in accounts whose id has an odd digit
+    sum, COMPLIANT in the others, so the fleet has both settings (no rng draw: the rest of the world is unchanged)."""
+    return "NON_COMPLIANT" if sum(int(d) for d in account_id) % 2 else "COMPLIANT"
+
+
 # Owner tags of the generated nodes (EC2 tags, SSM tags of hybrid nodes), for reports.group_by_tags.
 TEAMS = ("payments", "platform", "data")
 

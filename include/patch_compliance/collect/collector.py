@@ -67,11 +67,25 @@ def patch_states(ssm: Any, instance_ids: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
-    filters = [{"Key": "State", "Values": NON_COMPLIANT_STATES}]
+def non_compliant_patches(ssm: Any, instance_id: str, available_security: bool = False) -> list[dict[str, Any]]:
+    """The node's non-compliant patches; with ``available_security`` (its baseline counts them) also the
+    AvailableSecurityUpdate ones (docs/aws-behaviours.md §37)."""
+    states = NON_COMPLIANT_STATES + (["AvailableSecurityUpdate"] if available_security else [])
+    filters = [{"Key": "State", "Values": states}]
     return list(
         paginate(ssm, "describe_instance_patches", "Patches", InstanceId=instance_id, Filters=filters, MaxResults=100)
     )
+
+
+def baseline_setting(ssm: Any, baseline_id: str) -> dict[str, Any]:
+    """What the report needs of one patch baseline: GetPatchBaseline's AvailableSecurityUpdatesComplianceStatus
+    (docs/aws-behaviours.md §37), keyed by the id as the patch states name it."""
+    baseline = ssm.get_patch_baseline(BaselineId=baseline_id)
+    return {
+        "BaselineId": baseline_id,
+        "OperatingSystem": baseline.get("OperatingSystem"),
+        "AvailableSecurityUpdatesComplianceStatus": baseline.get("AvailableSecurityUpdatesComplianceStatus"),
+    }
 
 
 def hybrid_node_ids(instance_information: list[dict[str, Any]]) -> list[str]:
@@ -150,6 +164,7 @@ def collect_target(
         "patches": {},
         "compliance_items": {},
         "node_tags": [],
+        "baselines": [],
     }
     try:
         ctx = account_context(target["account_id"])
@@ -174,9 +189,20 @@ def collect_target(
             doc["warnings"].append(
                 {"stage": "node_tags", "instance_id": node_id, "code": error_code(exc), "message": str(exc)}
             )
+    for baseline_id in sorted({s["BaselineId"] for s in doc["patch_states"] if s.get("BaselineId")}):
+        try:  # once per distinct baseline of the account-region
+            doc["baselines"].append(baseline_setting(ssm, baseline_id))
+        except (ClientError, BotoCoreError) as exc:
+            doc["warnings"].append(
+                {"stage": "baselines", "instance_id": None, "code": error_code(exc), "message": str(exc)}
+            )
+    counted = {
+        b["BaselineId"] for b in doc["baselines"] if b["AvailableSecurityUpdatesComplianceStatus"] == "NON_COMPLIANT"
+    }
     for state in doc["patch_states"]:
-        if is_non_compliant(state):
-            _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
+        available = state.get("BaselineId") in counted and (state.get("AvailableSecurityUpdateCount") or 0) > 0
+        if is_non_compliant(state) or available:
+            _per_node(doc, "patches", state["InstanceId"], lambda i, a=available: non_compliant_patches(ssm, i, a))
     if cfg.compliance_items and ids:
         try:
             flagged = non_compliant_types(ssm)

@@ -13,7 +13,7 @@ from include.patch_compliance.transform.commands import commands_frame, node_inv
 from include.patch_compliance.transform.compliance import compliance_item_rows
 from include.patch_compliance.transform.cves import cve_rows
 from include.patch_compliance.transform.delta import delta_rows
-from include.patch_compliance.transform.nodes import node_rows, patch_state_frame
+from include.patch_compliance.transform.nodes import STATE_COLUMNS, node_rows, patch_state_frame
 from include.patch_compliance.transform.patches import check_sla_days, patch_rows
 from include.patch_compliance.transform.raw import RawDataError, targets_frame
 from include.patch_compliance.transform.rollups import account_rows
@@ -45,9 +45,7 @@ def build_tables(
     targets = targets_frame(raw_docs)
     commands = commands_frame(command_records)
     states = patch_state_frame(raw_docs)
-    patches = patch_rows(
-        raw_docs, targets, states[["t", "instance_id", "last_scan_time"]], previous, now=now, sla_days=sla_days
-    )
+    patches = patch_rows(raw_docs, targets, states[STATE_COLUMNS], previous, now=now, sla_days=sla_days)
     nodes = node_rows(
         raw_docs, targets, states, node_invocations(commands), patches, now=now, stale_after_days=stale_after_days
     )

@@ -15,6 +15,7 @@ __all__ = [
     "UNRECOGNISED",
     "COMPLIANCE_ITEM_STATUSES",
     "COMPLIANCE_SEVERITIES",
+    "PATCH_COMPLIANCE_STATUSES",
     "PING_STATUSES",
     "PLATFORM_TYPES",
     "RESOURCE_TYPES",
@@ -49,6 +50,7 @@ UNKNOWN_VALUE = "UNKNOWN"
 UNRECOGNISED = "unrecognised"
 COMPLIANCE_ITEM_STATUSES = ("COMPLIANT", "NON_COMPLIANT")  # ssm ComplianceStatus ('' = not applicable)
 COMPLIANCE_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # ComplianceSeverity
+PATCH_COMPLIANCE_STATUSES = ("COMPLIANT", "NON_COMPLIANT")  # ssm PatchComplianceStatus (baseline settings)
 PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # ssm PingStatus
 PLATFORM_TYPES = ("Windows", "Linux", "MacOS")  # ssm PlatformType
 RESOURCE_TYPES = ("ManagedInstance", "EC2Instance")  # ssm ResourceType

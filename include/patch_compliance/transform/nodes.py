@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.patch_compliance.transform.commands import OFFLINE_OUTCOMES, SCAN_FAILED_OUTCOMES
+from include.patch_compliance.transform.keys import lookup
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
     map_values,
@@ -30,6 +31,7 @@ from include.patch_compliance.transform.normalise import (
     whole_days_since,
 )
 from include.patch_compliance.transform.raw import (
+    BASELINE,
     EC2_INSTANCE,
     INSTANCE_INFORMATION,
     NODE_TAGS,
@@ -38,6 +40,7 @@ from include.patch_compliance.transform.raw import (
 )
 from include.patch_compliance.transform.schema import (
     EC2_STATES,
+    PATCH_COMPLIANCE_STATUSES,
     PATCH_OPERATIONS,
     PING_STATUSES,
     PLATFORM_TYPES,
@@ -81,7 +84,10 @@ ENUM_COLUMNS = {
     "resource_type": RESOURCE_TYPES,
     "ec2_state": EC2_STATES,
     "last_operation": PATCH_OPERATIONS,
+    "available_security_updates_compliance": PATCH_COMPLIANCE_STATUSES,
 }
+# The patch-state columns patch_rows needs (first_seen from the scan, AVAILABLE_SECURITY_UPDATE rows kept).
+STATE_COLUMNS = ["t", "instance_id", "last_scan_time", "counts_available_security"]
 
 
 def _enum(frame: pd.DataFrame, column: str, arr: pa.Array | pa.ChunkedArray) -> None:
@@ -104,6 +110,17 @@ def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
         col = table.column(src)
         frame[dst] = _s(blank_to_null(col) if pa.types.is_string(col.type) else col.combine_chunks())
     _enum(frame, "last_operation", table.column("Operation"))
+    # The baseline's AvailableSecurityUpdatesComplianceStatus (docs/aws-behaviours.md §37), null when unread.
+    baselines = list_items(raw_docs, "baselines", BASELINE)
+    settings = pd.DataFrame(
+        {
+            "t": baselines.column("t").to_numpy(),
+            "baseline_id": _s(blank_to_null(baselines.column("BaselineId"))),
+            "setting": _s(blank_to_null(baselines.column("AvailableSecurityUpdatesComplianceStatus"))),
+        }
+    )
+    _enum(frame, "available_security_updates_compliance", lookup(frame, settings, ["t", "baseline_id"], "setting"))
+    frame["counts_available_security"] = frame["available_security_updates_compliance"] == "NON_COMPLIANT"
     frame["last_scan_time"] = _s(
         parse_time_strings(table.column("OperationEndTime"), "patch_states[].OperationEndTime")
     )
@@ -261,7 +278,10 @@ def classify_nodes(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int
     report step runs it again on staged nodes, with its own clock)."""
     has_state = _flag(frame["has_patch_state"])
     counts = frame[list(NON_COMPLIANT_COUNTS)].astype("Int64").fillna(0).to_numpy()
-    non_compliant = (counts > 0).any(axis=1)
+    # Available security updates count against the node where its baseline says so (docs/aws-behaviours.md §37).
+    available = frame["available_security_update_count"].astype("Int64").fillna(0).to_numpy() > 0
+    counted = _flag(frame["available_security_updates_compliance"] == "NON_COMPLIANT")
+    non_compliant = (counts > 0).any(axis=1) | (available & counted)
     frame["compliance_status"] = np.select(
         [non_compliant, has_state], ["NON_COMPLIANT", "COMPLIANT"], default="UNKNOWN"
     )

@@ -43,6 +43,8 @@ EC2_INSTANCE = pa.struct(
         ("Tags", TAG_LIST),
     ]
 )
+# A patch baseline's setting as collect records it (GetPatchBaseline, once per baseline per account-region).
+BASELINE = pa.struct([("BaselineId", S), ("AvailableSecurityUpdatesComplianceStatus", S)])
 # The SSM tags of a hybrid node (ListTagsForResource ResourceType ManagedInstance), as collect records them.
 NODE_TAGS = pa.struct([("InstanceId", S), ("Tags", TAG_LIST)])
 PATCH_STATE = pa.struct(
