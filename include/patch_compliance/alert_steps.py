@@ -10,10 +10,10 @@ from datetime import date
 from typing import Any
 
 from include.patch_compliance.runtime import RunContext
-from include.patch_compliance.storage import get_bytes, object_exists, parse_s3_uri, put_bytes
+from include.patch_compliance.storage import get_bytes, object_exists, parse_s3_uri
 
 log = logging.getLogger(__name__)
-ALERT_FILE = "alert.json"  # runs/<run>/alert.json: the digest and the channels it was delivered to
+ALERT_KIND = "alert"  # the run's staging record: the digest and the channels it was delivered to
 
 
 def run_digest(run: RunContext, failed_tasks: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -59,20 +59,20 @@ def alert(
     channels: dict[str, Callable[[dict], Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the digest, decide (``alerts.send``; always on failure) and deliver it to each configured channel
-    not yet delivered for this run: a retried task never sends the same digest twice (``runs/<run>/alert.json``
-    records each channel as it is delivered). ``channels`` replaces the notifiers (tests)."""
+    not yet delivered for this run: a retried task never sends the same digest twice (the run's staging record
+    ``alert`` lists each channel as it is delivered; staging, so a run that published nothing still publishes
+    nothing). ``channels`` replaces the notifiers (tests)."""
     from include.patch_compliance.publish.alerts import notifiers, should_send
-    from include.patch_compliance.publish.report_files import json_bytes, run_key
 
     cfg = run.cfg.alerts
     if cfg.sns is None and cfg.slack is None and channels is None:
         return {"sent": [], "reason": "no alert channel configured (alerts.sns, alerts.slack)"}
     digest = run_digest(run, failed_tasks)
     send, why = should_send(cfg, digest)
-    record_key = run_key(run.cfg.reports.prefix, run.run_id, ALERT_FILE)
+    record_key = run.key(ALERT_KIND)
     delivered: list[str] = []
     if object_exists(run.hub, run.bucket, record_key):
-        delivered = list(json.loads(get_bytes(run.hub, run.bucket, record_key)).get("sent", []))
+        delivered = list(run.get(record_key).get("sent", []))
     result = {"send": send, "reason": why, "counts": digest.get("counts"), "failure": digest.get("failure")}
     if not send:
         log.info("no alert: %s", why)
@@ -86,13 +86,5 @@ def alert(
         notify({})
         delivered.append(name)
         sent.append(name)
-        record = json_bytes({"digest": digest, "sent": delivered})
-        put_bytes(
-            run.hub,
-            run.bucket,
-            record_key,
-            record,
-            content_type="application/json",
-            kms_key_id=run.cfg.reports.kms_key_id,
-        )
+        run.put(record_key, {"digest": digest, "sent": delivered})
     return {**result, "sent": sent}
