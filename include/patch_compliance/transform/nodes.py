@@ -120,7 +120,10 @@ def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
         }
     )
     _enum(frame, "available_security_updates_compliance", lookup(frame, settings, ["t", "baseline_id"], "setting"))
-    frame["counts_available_security"] = frame["available_security_updates_compliance"] == "NON_COMPLIANT"
+    # Its available security updates make it non-compliant (and are patch rows) exactly when both hold.
+    has_available = frame["available_security_update_count"].astype("Int64").fillna(0) > 0
+    counted = (frame["available_security_updates_compliance"] == "NON_COMPLIANT").fillna(False).astype(bool)
+    frame["counts_available_security"] = has_available.to_numpy() & counted.to_numpy()
     frame["last_scan_time"] = _s(
         parse_time_strings(table.column("OperationEndTime"), "patch_states[].OperationEndTime")
     )
