@@ -8,9 +8,9 @@ and collection as `patch_compliance_scan`, but **no SSM command is sent**.
 1. **discover** walks the organization and writes the plan (account-region shards) to S3.
 2. **collect** (mapped, one per shard, labelled OU / accounts / regions) reads patch states, non-compliant
    patches, compliance items (Patch and Association), managed-node and EC2 information.
-3. **report**, **security_hub** and **final_gate** as in the scan DAG: what was collected is published (never an
-   empty run: a failed discover or a run that read nothing publishes nothing and fails); the gate fails the run
-   afterwards when too many account-regions were unreachable.
+3. **report**, **security_hub**, **final_gate** and **alert** as in the scan DAG: what was collected is
+   published (never an empty run: a failed discover or a run that read nothing publishes nothing and fails); the
+   gate fails the run afterwards when too many account-regions were unreachable.
 
 A failed `collect` means the step itself broke (S3 or credentials); an unreachable account is data, recorded in
 the report. Configuration: the YAML file named by `$PATCH_COMPLIANCE_CONFIG`.

@@ -16,6 +16,8 @@ then collects both result channels and publishes the reports.
    account-regions were unreachable or a wave was held back. **report** runs when a wave failed (what was
    collected is published), but publishes nothing, and fails saying why, when discover was refused or failed or
    no account-region could be read: the dashboard and the next run's delta keep the last good run.
+4. **alert** (beside final_gate, runs whatever happened): sends the digest of what changed since the last
+   published run through the notifiers of `alerts:` (SNS, Slack), always when the run failed (docs/alerts.md).
 
 A failed node (Failed, Undeliverable, timed out) does **not** fail the run: it is data in the report.
 Configuration: the YAML file named by `$PATCH_COMPLIANCE_CONFIG` (see `config.example.yaml`).

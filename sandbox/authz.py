@@ -118,8 +118,9 @@ class Authorizer:
             items = [(r, ()) for r in self._securityhub(op, body, account, region, part)]
         elif service == "kms" and body.get("KeyId"):
             items = [(kms_key_arn(account, region, body["KeyId"]), ())]
-        elif service == "sns" and req.param("TopicArn"):
-            items = [(req.param("TopicArn") or "*", ())]
+        elif service == "sns" and (req.param("TopicArn") or req.param("TargetArn")):
+            # Publish names its topic as TopicArn or TargetArn (SNS API reference, Publish).
+            items = [(req.param("TopicArn") or req.param("TargetArn") or "*", ())]
         elif service == "ec2":
             items = [("*", (("ec2:Region", region),))]
         else:

@@ -132,6 +132,16 @@ def _baselines(rng: random.Random, account: Account, region: str) -> dict[str, d
     return out
 
 
+def available_security_updates_status(account_id: str) -> str:
+    """The baselines' AvailableSecurityUpdatesComplianceStatus: NON_COMPLIANT in accounts whose id has an odd digit
+    sum, COMPLIANT in the others, so the fleet has both settings (no rng draw: the rest of the world is unchanged)."""
+    return "NON_COMPLIANT" if sum(int(d) for d in account_id) % 2 else "COMPLIANT"
+
+
+# Owner tags of the generated nodes (EC2 tags, SSM tags of hybrid nodes), for reports.group_by_tags.
+TEAMS = ("payments", "platform", "data")
+
+
 def generate_region(
     fleet: Fleet, account: Account, region: str, now: float, catalogs: dict[str, list[Patch]]
 ) -> RegionData:
@@ -149,6 +159,7 @@ def generate_region(
         family = "windows" if plat.platform_type == "Windows" else "linux"
         patch_group = f"{env}-{family}"
         tags = {"Name": f"{account.name}-{pkey}-{i:03d}", "Environment": env, "PatchGroup": patch_group}
+        tags["Team"] = TEAMS[(int(account.id) + i) % len(TEAMS)]  # no rng draw: the rest of the world is unchanged
         if rng.random() < 0.85:
             tags["Patch"] = "true"
         has_agent = hybrid or rng.random() > 0.1  # ~10% of EC2 instances have no SSM agent: unmanaged

@@ -17,6 +17,7 @@ from sandbox.faults import Faults, load_faults
 from sandbox.fleet import generate_fleet
 from sandbox.orgs import Organizations, seed_moto
 from sandbox.securityhub_seed import seed_security_hub
+from sandbox.sns_seed import seed_sns
 from sandbox.world import World
 
 # moto keeps its backends in module globals: one sandbox per process at a time.
@@ -37,6 +38,7 @@ def build_app(
     fault_cfg = faults if isinstance(faults, Faults) else load_faults(faults)
     world = World(fleet, clock, fault_cfg, on_region_created=seed_ec2)
     seed_moto(fleet)
+    seed_sns(fleet)
     securityhub = load_securityhub()
     app = SandboxApp(world, Organizations(fleet), DomainDispatcherApplication(create_backend_app), securityhub)
     if securityhub is not None:

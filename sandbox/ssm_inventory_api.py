@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sandbox.awsproto import AwsError
-from sandbox.nodes import Node, RegionData
+from sandbox.nodes import Node, RegionData, available_security_updates_status
 from sandbox.paging import page
 from sandbox.ssm_api import INSTANCE_ID_RE, Handler
 from sandbox.ssm_shapes import (
@@ -325,6 +325,47 @@ def get_patch_baseline_for_patch_group(world: World, rd: RegionData, body: dict)
     }
 
 
+def get_patch_baseline(world: World, rd: RegionData, body: dict) -> dict:
+    """One of the account-region's baselines (moto has none of the fleet's, nor this field), as the API returns
+    it, with AvailableSecurityUpdatesComplianceStatus (docs/aws-behaviours.md §37)."""
+    baseline_id = str(body["BaselineId"]).rsplit("/", 1)[-1]  # an id or a patchbaseline ARN
+    baseline = next((b for b in rd.baselines.values() if b["BaselineId"] == baseline_id), None)
+    if baseline is None:
+        raise AwsError("DoesNotExistException", f"Patch baseline {baseline_id} does not exist.")
+    created = world.fleet.account(rd.account_id).joined  # epoch seconds, as the JSON protocol sends times
+    return {
+        "BaselineId": baseline["BaselineId"],
+        "Name": baseline["BaselineName"],
+        "OperatingSystem": baseline["OperatingSystem"],
+        "Description": baseline["BaselineDescription"],
+        "GlobalFilters": {"PatchFilters": []},
+        "ApprovalRules": {"PatchRules": []},
+        "ApprovedPatches": [],
+        "ApprovedPatchesComplianceLevel": "UNSPECIFIED",
+        "ApprovedPatchesEnableNonSecurity": False,
+        "RejectedPatches": [],
+        "RejectedPatchesAction": "ALLOW_AS_DEPENDENCY",
+        "PatchGroups": [],
+        "CreatedDate": created,
+        "ModifiedDate": created,
+        "Sources": [],
+        "AvailableSecurityUpdatesComplianceStatus": available_security_updates_status(rd.account_id),
+    }
+
+
+def list_tags_for_resource(world: World, rd: RegionData, body: dict) -> dict:
+    """ManagedInstance tags of a hybrid node (moto keeps none for managed instances). Tags of an EC2 instance are
+    EC2's (DescribeInstances), not SSM's: AWS answers InvalidResourceId for an i- id here, as for an unknown mi- id
+    (SSM API reference, ListTagsForResource). Other resource types are not modelled."""
+    kind, rid = body["ResourceType"], str(body["ResourceId"])
+    if kind != "ManagedInstance":
+        raise AwsError("InvalidResourceType", f"only ManagedInstance is modelled, not {kind}")
+    node = rd.nodes.get(rid)
+    if node is None or node.resource_type != "ManagedInstance":
+        raise AwsError("InvalidResourceId", f"{rid} is not a managed instance of this account and Region")
+    return {"TagList": [{"Key": k, "Value": v} for k, v in sorted(node.tags.items())]}
+
+
 HANDLERS: dict[str, Handler] = {
     "DescribeInstanceInformation": describe_instance_information,
     "DescribeInstancePatchStates": describe_instance_patch_states,
@@ -335,4 +376,6 @@ HANDLERS: dict[str, Handler] = {
     "ListComplianceSummaries": list_compliance_summaries,
     "DescribePatchBaselines": describe_patch_baselines,
     "GetPatchBaselineForPatchGroup": get_patch_baseline_for_patch_group,
+    "ListTagsForResource": list_tags_for_resource,
+    "GetPatchBaseline": get_patch_baseline,
 }

@@ -32,6 +32,7 @@ EXAMPLE_PARAMETERS: dict[str, dict[str, str]] = {
         "ReportsKmsKeyArn": f"arn:aws:kms:{EXAMPLE_REGION}:{EXAMPLE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "TrustedPrincipalArn": f"arn:aws:iam::{EXAMPLE_ACCOUNT}:role/airflow-workers",
         "ManagementAccountId": "444455556666",
+        "AlertsTopicArn": f"arn:aws:sns:{EXAMPLE_REGION}:{EXAMPLE_ACCOUNT}:patch-compliance-alerts",
     },
     "member-role.yaml": {
         "HubRoleArn": f"arn:aws:iam::{EXAMPLE_ACCOUNT}:role/PatchComplianceHubRole",

@@ -112,15 +112,22 @@ def main() -> int:
     env = local_env(args.port, airflow_home)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "PATCH_COMPLIANCE_"))})
     from include.patch_compliance.config import load_config
+    from scripts.demo_artifacts import copy_run_files, received_alerts, subscribe_queue
 
     cfg = load_config()
     with sandbox(args.port, env, log=logs / "sandbox.log"):
         ensure_bucket(cfg.reports.bucket)
+        queue = subscribe_queue(cfg.alerts.sns.topic_arn) if cfg.alerts.sns else None
         migrate(env)
         returncode, elapsed = _run_dag(DAG_ID, env, logs / "dags_test.log")
         summary = _latest_summary(cfg)
         if summary:
             print(fleet_summary(summary))
+            alerts = received_alerts(queue) if queue else []
+            for alert in alerts:
+                print(f"\nAlert received from SNS: {alert.get('Subject')}\n{alert['Message']}")
+            written = copy_run_files(cfg.reports.bucket, summary["report_url"], logs, alerts)
+            print(f"\nReport files copied to {logs}: {', '.join(p.name for p in written)}")
         print(f"\n{DAG_ID} finished in {elapsed:.0f} s with exit code {returncode}")
         if returncode != 0 or summary is None:
             print((logs / "dags_test.log").read_text()[-4000:], file=sys.stderr)

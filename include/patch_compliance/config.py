@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName
+from include.patch_compliance.config_alerts import AlertsConfig
+from include.patch_compliance.naming import BucketName, KeyPrefix, Regions, RoleName, tag_column
 from include.patch_compliance.vocab import (
     ACCOUNT_ID_PATTERN,
     CONFIG_ENV,
@@ -170,11 +171,34 @@ def _first_shared_fire_time(a: str, b: str, horizon: int = 2000) -> str | None:
     return None
 
 
+# A tag key as EC2 and SSM accept it: 1-128 characters (EC2 User Guide, "Tag restrictions",
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+TagKey = Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class ReportsConfig(_Model):
     bucket: BucketName
     prefix: Annotated[KeyPrefix, Field(max_length=200)] = "patch-compliance"
     kms_key_id: str | None = None
     history_runs: Annotated[int, Field(ge=1, le=365)] = 30
+    group_by_tags: list[TagKey] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Tag keys (EC2 tags, SSM tags of hybrid nodes) to roll up by: a nodes column tag_<key> each",
+    )
+
+    @field_validator("group_by_tags")
+    @classmethod
+    def _distinct_columns(cls, value: list[str]) -> list[str]:
+        columns: dict[str, str] = {}
+        for key in value:
+            other = columns.setdefault(tag_column(key), key)
+            if other != key or value.count(key) > 1:
+                raise ValueError(
+                    f"tag keys {other!r} and {key!r} both become nodes column {tag_column(key)!r} (lower-cased, "
+                    "other characters as _); list each key once and drop one of them"
+                )
+        return value
 
 
 class ThresholdsConfig(_Model):
@@ -270,6 +294,7 @@ class FleetConfig(_Model):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     security_hub: SecurityHubConfig = SecurityHubConfig()
     remediation: RemediationConfig = RemediationConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _remediation(self) -> FleetConfig:

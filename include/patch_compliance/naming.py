@@ -112,3 +112,9 @@ KeyPrefix = Annotated[str, AfterValidator(key_prefix)]
 RoleName = Annotated[str, AfterValidator(role_name)]
 Region = Annotated[str, Field(pattern=REGION_PATTERN), AfterValidator(known_region)]
 Regions = Annotated[list[Region], Field(min_length=1), AfterValidator(one_partition)]
+
+
+def tag_column(key: str) -> str:
+    """The nodes column of a ``reports.group_by_tags`` key: ``tag_`` + the key lower-cased, every character
+    outside [a-z0-9] replaced by ``_`` (``Cost Center`` -> ``tag_cost_center``)."""
+    return "tag_" + re.sub(r"[^a-z0-9]", "_", key.lower())

@@ -128,3 +128,5 @@ class RawDocument(TypedDict):
     compliance_items: dict[str, list[dict[str, Any]]]
     warnings: list[dict[str, Any]]
     listing_reused: bool
+    node_tags: list[dict[str, Any]]  # ListTagsForResource of hybrid (mi-) nodes
+    baselines: list[dict[str, Any]]  # GetPatchBaseline of each distinct baseline

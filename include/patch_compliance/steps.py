@@ -107,6 +107,8 @@ def collect_shard(run: RunContext, shard: dict[str, Any]) -> dict[str, Any]:
         "unreachable": sum(1 for d in docs if d["status"] == "UNREACHABLE"),
         "warnings": sum(len(d["warnings"]) for d in docs),
         "reused_listings": sum(1 for d in docs if d["listing_reused"]),
+        "tag_calls": sum(len(d.get("node_tags", [])) for d in docs)
+        + sum(1 for d in docs for w in d["warnings"] if w["stage"] == "node_tags"),
         "staged_uri": s3_uri(run.bucket, key.rsplit("/", 1)[0] + "/"),
     }
 

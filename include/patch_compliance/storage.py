@@ -26,7 +26,7 @@ from include.patch_compliance.vocab import WAVE_NAME_PATTERN
 # Per-shard kinds, the per-wave kind and the per-run kind of staging object.
 SHARD_KINDS = ("commands", "scan")
 WAVE_KINDS = ("gate",)
-RUN_KINDS = ("plan", "selection", "rescan", "verify")
+RUN_KINDS = ("plan", "selection", "rescan", "verify", "alert")
 STAGING_KINDS = SHARD_KINDS + WAVE_KINDS + RUN_KINDS
 # The collect tasks' Parquet tables, one folder per shard (docs/architecture.md, "Staged tables").
 STAGED_KIND = "staged"

@@ -62,5 +62,10 @@ def test_optional_params_are_not_required_in_the_trigger_form():
 def test_final_gate_waits_on_the_waves_and_the_publish_steps(scan_dag):
     gate = scan_dag.get_task("final_gate")
     assert {"report", "security_hub"} <= gate.upstream_task_ids
+    # The alert runs after Security Hub whatever happened (all_done), beside the gate: both are leaves, so a
+    # failed gate still fails the DAG run (a succeeding task after it would not).
+    alert = scan_dag.get_task("alert")
+    assert alert.upstream_task_ids == {"security_hub"} and alert.trigger_rule == "all_done"
+    assert sorted(t.task_id for t in scan_dag.leaves) == ["alert", "final_gate"]
     assert any(t.endswith(".shards.collect") for t in gate.upstream_task_ids)
     assert scan_dag.get_task("report").trigger_rule == "all_done"

@@ -195,6 +195,8 @@ def _hub_parameters(call: Call) -> dict[str, str]:
         params["ReportsBucketName"] = parts[0]
         if "/" in parts[1]:
             params["ReportsPrefix"] = parts[1].split("/", 1)[0]
+    if call.action == "sns:Publish" and re.match(r"^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$", call.resource):
+        params["AlertsTopicArn"] = call.resource  # the topic of alerts.sns.topic_arn, as the stack is given it
     if call.action.startswith("kms:") and re.match(r"^arn:aws[\w-]*:kms:[\w-]+:\d{12}:key/[\w-]+$", call.resource):
         params["ReportsKmsKeyArn"] = call.resource
     return params

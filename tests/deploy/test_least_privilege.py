@@ -148,10 +148,12 @@ def test_the_bucket_policy_refuses_an_upload_naming_the_key_by_id(recording) -> 
 
 def test_a_grant_nothing_calls_is_reported(recording, tmp_path) -> None:
     line = re.search(r"^( *)- ssm:ListComplianceItems\n", MEMBER_TEMPLATE.read_text(), re.M)
-    wider = _copy(tmp_path, MEMBER_TEMPLATE, line.group(0), f"{line.group(0)}{line.group(1)}- ssm:GetPatchBaseline\n")
-    assert not any("ssm:GetPatchBaseline" in m for m in unused_grants(recording["product"]))
+    wider = _copy(
+        tmp_path, MEMBER_TEMPLATE, line.group(0), f"{line.group(0)}{line.group(1)}- ssm:DescribePatchBaselines\n"
+    )
+    assert not any("ssm:DescribePatchBaselines" in m for m in unused_grants(recording["product"]))
     messages = unused_grants(recording["product"], Templates(member=wider))
-    assert any("grants ssm:GetPatchBaseline" in m and str(wider) in m for m in messages)
+    assert any("grants ssm:DescribePatchBaselines" in m and str(wider) in m for m in messages)
 
 
 def test_an_operation_the_emulator_cannot_map_fails_closed(recording) -> None:

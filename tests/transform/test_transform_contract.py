@@ -37,7 +37,7 @@ def parse_ddl(path: Path) -> tuple[str, list[tuple[str, str]], list[tuple[str, s
     sql = path.read_text()
     name = re.search(r"CREATE EXTERNAL TABLE IF NOT EXISTS `(\w+)` \(", sql).group(1)
     body = sql.split("(", 1)[1].split("\n)\n", 1)[0]
-    columns = re.findall(r"^\s*`(\w+)`\s+([\w<>]+),?$", body, flags=re.M)
+    columns = re.findall(r"^\s*`(\w+)`\s+([\w<>,]+?),?$", body, flags=re.M)
     partitions = re.findall(r"`(\w+)` (\w+)", re.search(r"PARTITIONED BY \((.*)\)", sql).group(1))
     return name, columns, partitions, sql
 

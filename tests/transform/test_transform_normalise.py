@@ -90,6 +90,7 @@ def test_unparseable_time_names_the_field():
         ("COMMAND_STATUSES", "ssm", "CommandStatus"),
         ("INVOCATION_STATUSES", "ssm", "CommandInvocationStatus"),
         ("EC2_STATES", "ec2", "InstanceStateName"),
+        ("PATCH_COMPLIANCE_STATUSES", "ssm", "PatchComplianceStatus"),
     ],
 )
 def test_vocabularies_are_the_botocore_model_enums_aws_behaviours_27(ours, service, shape):

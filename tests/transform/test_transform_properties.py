@@ -98,7 +98,13 @@ def make_fleet(spec) -> tuple[list[dict], list[dict]]:
             if node["invocation"]:
                 status, details = node["invocation"]
                 commands.append(command_record(iid, tgt=tgt, status=status, details=details))
-        docs.append(raw_doc(tgt, info=info, ec2=ec2, states=states, patches=patches))
+        # SSM tags for the managed nodes that are not EC2 instances, and the baseline's setting (both settings
+        # across targets), so every table path is compared on them too.
+        hybrid = {f"i-{t:08x}{n:09x}": {"Team": f"team{n % 3}"} for n, node in enumerate(nodes) if not node["ec2"]}
+        doc = raw_doc(tgt, info=info, ec2=ec2, states=states, patches=patches, node_tags=hybrid)
+        setting = ("COMPLIANT", "NON_COMPLIANT")[t % 2]
+        doc["baselines"] = [{"BaselineId": "pb-0123456789abcdef0", "AvailableSecurityUpdatesComplianceStatus": setting}]
+        docs.append(doc)
     return docs, commands
 
 
@@ -137,7 +143,11 @@ def test_build_tables_invariants(spec, rnd: random.Random):
     assert set(real.loc[real["coverage_status"] == "UNMANAGED", "ec2_state"]) <= {"running"}
 
     assert not patches.duplicated(PATCH_KEY).any()
-    assert set(patches["state"]) <= set(NON_COMPLIANT_STATES)
+    # AVAILABLE_SECURITY_UPDATE rows only where the baseline counts them and the node has some (aws-behaviours §37).
+    assert set(patches["state"]) <= {*NON_COMPLIANT_STATES, "AVAILABLE_SECURITY_UPDATE"}
+    available = patches[patches["state"] == "AVAILABLE_SECURITY_UPDATE"]
+    counted = real[(real["available_security_update_count"].fillna(0) > 0)]
+    assert set(available["instance_id"]) <= set(counted["instance_id"])
     assert set(patches["severity"]) <= set(SEVERITIES)
     per_node = patches.groupby(["account_id", "region", "instance_id"]).size()
     for _, row in real[real["compliance_status"] != "UNKNOWN"].iterrows():

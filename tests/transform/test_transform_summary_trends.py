@@ -34,6 +34,8 @@ SUMMARY_KEYS = [
     "totals",
     "by_ou",
     "worst_accounts",
+    "top_cves",
+    "by_tag",
     "trend",
     "unreachable",
     "skipped",
@@ -43,6 +45,9 @@ SUMMARY_KEYS = [
 ]
 TOTAL_KEYS = [
     "nodes",
+    "managed",
+    "unmanaged",
+    "compliant_pct_of",
     "compliant",
     "non_compliant",
     "unknown",

@@ -3,7 +3,8 @@
 Channels: ``AWS:PatchSummary`` (DescribeInstancePatchStates / DescribeInstancePatches) and ``AWS:ComplianceItem``
 (ListResourceComplianceSummaries for every resource, then ListComplianceItems with a Status filter only for the
 resources NON_COMPLIANT there: Patch and Association, e.g. from AWS-RunPatchBaselineAssociation), plus managed-node
-information (reused from the scan when fresh) and running EC2 instances (to find unmanaged ones). Items are kept as
+information (reused from the scan when fresh), running EC2 instances (to find unmanaged ones; their tags are the
+owner tags) and the SSM tags of hybrid nodes. Items are kept as
 the APIs return them; the transform step owns normalisation (docs/architecture.md, raw collection document).
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.patch_compliance.aws import UNREACHABLE_CODES, AwsContext, TargetUnreachable, chunks, error_code, paginate
 from include.patch_compliance.config import CollectConfig
+from include.patch_compliance.records import RawDocument, TargetDict
 
 # DescribeInstancePatchStates: ≤ 50 ids and MaxResults ≤ 50 on the live service (docs/aws-behaviours.md §6).
 PATCH_STATE_BATCH = 50
@@ -67,11 +69,36 @@ def patch_states(ssm: Any, instance_ids: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def non_compliant_patches(ssm: Any, instance_id: str) -> list[dict[str, Any]]:
-    filters = [{"Key": "State", "Values": NON_COMPLIANT_STATES}]
+def non_compliant_patches(ssm: Any, instance_id: str, available_security: bool = False) -> list[dict[str, Any]]:
+    """The node's non-compliant patches; with ``available_security`` (its baseline counts them) also the
+    AvailableSecurityUpdate ones (docs/aws-behaviours.md §37)."""
+    states = NON_COMPLIANT_STATES + (["AvailableSecurityUpdate"] if available_security else [])
+    filters = [{"Key": "State", "Values": states}]
     return list(
         paginate(ssm, "describe_instance_patches", "Patches", InstanceId=instance_id, Filters=filters, MaxResults=100)
     )
+
+
+def baseline_setting(ssm: Any, baseline_id: str) -> dict[str, Any]:
+    """What the report needs of one patch baseline: GetPatchBaseline's AvailableSecurityUpdatesComplianceStatus
+    (docs/aws-behaviours.md §37), keyed by the id as the patch states name it."""
+    baseline = ssm.get_patch_baseline(BaselineId=baseline_id)
+    return {
+        "BaselineId": baseline_id,
+        "OperatingSystem": baseline.get("OperatingSystem"),
+        "AvailableSecurityUpdatesComplianceStatus": baseline.get("AvailableSecurityUpdatesComplianceStatus"),
+    }
+
+
+def hybrid_node_ids(instance_information: list[dict[str, Any]]) -> list[str]:
+    """Hybrid (``mi-``) nodes: their owner tags are SSM tags, not EC2 tags."""
+    return sorted(n["InstanceId"] for n in instance_information if n.get("ResourceType") == "ManagedInstance")
+
+
+def managed_instance_tags(ssm: Any, instance_id: str) -> list[dict[str, str]]:
+    """The SSM tags of one hybrid node: one ListTagsForResource call (one resource, not paged; docs/aws-behaviours.md
+    §36)."""
+    return ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=instance_id).get("TagList", [])
 
 
 def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
@@ -87,10 +114,6 @@ def non_compliant_types(ssm: Any) -> dict[str, list[str]]:
             if summary["ComplianceType"] not in types:
                 types.append(summary["ComplianceType"])
     return out
-
-
-def _items_of(ssm: Any, instance_id: str, *, types: list[str]) -> list[dict[str, Any]]:
-    return compliance_items(ssm, instance_id, types)
 
 
 def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[str, Any]]:
@@ -122,15 +145,15 @@ def compliance_items(ssm: Any, instance_id: str, types: list[str]) -> list[dict[
 
 def collect_target(
     account_context: Callable[[str], AwsContext],
-    target: dict[str, Any],
+    target: TargetDict,
     cfg: CollectConfig,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     listing: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> RawDocument:
     """The raw document of one target. ``listing`` is the scan's DescribeInstanceInformation result for this
     target when it is fresh enough to reuse (None: list the nodes here). Unreachable accounts/regions are
     recorded; a failing per-node call is recorded in ``warnings`` and what was already collected is kept."""
-    doc: dict[str, Any] = {
+    doc: RawDocument = {
         "target": target,
         "status": "OK",
         "error": None,
@@ -142,6 +165,8 @@ def collect_target(
         "patch_states": [],
         "patches": {},
         "compliance_items": {},
+        "node_tags": [],
+        "baselines": [],
     }
     try:
         ctx = account_context(target["account_id"])
@@ -151,7 +176,7 @@ def collect_target(
         ids = sorted(n["InstanceId"] for n in doc["instance_information"])
         doc["patch_states"] = patch_states(ssm, ids)
     except TargetUnreachable as exc:
-        doc.update(status="UNREACHABLE", error=exc.as_dict())
+        doc["status"], doc["error"] = "UNREACHABLE", exc.as_dict()
         return doc
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc)
@@ -159,9 +184,29 @@ def collect_target(
         if code in UNREACHABLE_CODES:
             doc["status"] = "UNREACHABLE"
         return doc
+    for node_id in hybrid_node_ids(doc["instance_information"]):  # one call per hybrid node
+        try:
+            doc["node_tags"].append({"InstanceId": node_id, "Tags": managed_instance_tags(ssm, node_id)})
+        except (ClientError, BotoCoreError) as exc:
+            doc["warnings"].append(
+                {"stage": "node_tags", "instance_id": node_id, "code": error_code(exc), "message": str(exc)}
+            )
+    for baseline_id in sorted({s["BaselineId"] for s in doc["patch_states"] if s.get("BaselineId")}):
+        try:  # once per distinct baseline of the account-region
+            doc["baselines"].append(baseline_setting(ssm, baseline_id))
+        except (ClientError, BotoCoreError) as exc:
+            doc["warnings"].append(
+                {"stage": "baselines", "instance_id": None, "code": error_code(exc), "message": str(exc)}
+            )
+    counted = {
+        b["BaselineId"] for b in doc["baselines"] if b["AvailableSecurityUpdatesComplianceStatus"] == "NON_COMPLIANT"
+    }
     for state in doc["patch_states"]:
-        if is_non_compliant(state):
-            _per_node(doc, "patches", state["InstanceId"], lambda i: non_compliant_patches(ssm, i))
+        available = state.get("BaselineId") in counted and (state.get("AvailableSecurityUpdateCount") or 0) > 0
+        if is_non_compliant(state) or available:
+            _per_node(
+                doc, "patches", state["InstanceId"], partial(non_compliant_patches, ssm, available_security=available)
+            )
     if cfg.compliance_items and ids:
         try:
             flagged = non_compliant_types(ssm)
@@ -173,11 +218,13 @@ def collect_target(
         for node_id in ids:
             if node_id in flagged:
                 types = flagged[node_id]
-                _per_node(doc, "compliance_items", node_id, partial(_items_of, ssm, types=types))
+                _per_node(doc, "compliance_items", node_id, partial(compliance_items, ssm, types=types))
     return doc
 
 
-def _per_node(doc: dict[str, Any], field: str, instance_id: str, fetch: Callable[[str], list]) -> None:
+def _per_node(
+    doc: RawDocument, field: Literal["patches", "compliance_items"], instance_id: str, fetch: Callable[[str], list]
+) -> None:
     try:
         doc[field][instance_id] = fetch(instance_id)
     except (ClientError, BotoCoreError) as exc:

@@ -115,6 +115,21 @@ def final_gate(report: dict[str, Any]) -> str:
     return verdict
 
 
+@task(task_id="alert", trigger_rule="all_done")
+def alert() -> dict[str, Any]:
+    """Send the digest of what changed since the last published run (alerts: in the config), and always when
+    the run failed. A task, not a DAG callback: it runs on the worker with its AWS and Slack connections (DAG
+    callbacks run in the dag-processor)."""
+    from include.patch_compliance import alert_steps
+
+    run, context = _run()
+    states = context["ti"].get_task_states(dag_id=run.dag_id, run_ids=[run.run_id]).get(run.run_id, {})
+    failed = sorted(t for t, state in states.items() if state in ("failed", "upstream_failed") and t != "alert")
+    result = alert_steps.alert(run, failed_tasks=failed, aws_conn_id=run.cfg.access.aws_conn_id)
+    log.info("alert: %s", result)
+    return result
+
+
 @task(task_id="shards")
 def all_shards(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Every shard of every wave, flattened: collection needs no wave order."""

@@ -58,12 +58,15 @@ def scan_waves(plan: Any, waves: list[dict[str, Any]]) -> list[Any]:
 
 
 def publish_chain(upstream: list[Any]) -> Any:
-    """report → security_hub → final_gate. The final gate also waits on the waves directly, so a failed step
-    fails the run even though the reports still went out."""
+    """report → security_hub → final_gate, and security_hub → alert. The final gate also waits on the waves
+    directly, so a failed step fails the run even though the reports still went out. The alert runs whatever
+    happened before it (all_done) beside the gate: both are leaves, so the run fails when either does (a leaf
+    after the gate that succeeded would hide the gate's failure)."""
     report = PublishReportOperator(task_id="report", outlets=table_assets())
     findings = PublishFindingsOperator(task_id="security_hub")
     gate = airflow_tasks.final_gate(report.output)
     upstream >> report >> findings >> gate
+    findings >> airflow_tasks.alert()
     upstream >> gate
     return gate
 

@@ -75,8 +75,7 @@ def product_arn(partition: str, region: str, account_id: str) -> str:
 
 
 def _observed(node: Mapping[str, Any], now: datetime) -> datetime:
-    """When the node's patch state was observed: its last scan, else the run's clock."""
-    scanned = node.get("last_scan_time")
+    scanned = node.get("last_scan_time")  # when the node's patch state was observed, else the run's clock
     return scanned if isinstance(scanned, datetime) else now
 
 

@@ -91,6 +91,8 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
         if pa.types.is_timestamp(field.type):
             seconds = arrow.column(i).cast(pa.timestamp("s", "UTC"), safe=False)  # whole seconds
             arrow = arrow.set_column(i, field.name, pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ"))
+        elif pa.types.is_map(field.type):
+            arrow = arrow.set_column(i, field.name, neutralise_formulas(_map_text(arrow.column(i).combine_chunks())))
         elif pa.types.is_list(field.type):
             arrow = arrow.set_column(i, field.name, neutralise_formulas(pc.binary_join(arrow.column(i), ",")))
         elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
@@ -98,6 +100,13 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     sink = io.BytesIO()
     pa_csv.write_csv(arrow, sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
     return sink.getvalue()
+
+
+def _map_text(maps: pa.MapArray) -> pa.Array:
+    """A map cell as ``key=value`` pairs joined by ``;`` in key order (``Environment=prod;Team=payments``)."""
+    pairs = pc.binary_join_element_wise(maps.keys, pc.fill_null(maps.items, ""), "=")
+    lists = pa.ListArray.from_arrays(maps.offsets, pairs, mask=maps.is_null())
+    return pc.binary_join(lists, ";")
 
 
 def json_bytes(obj: Any) -> bytes:

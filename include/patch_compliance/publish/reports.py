@@ -42,6 +42,7 @@ from include.patch_compliance.storage import (
 from include.patch_compliance.transform.schema import FLEET_DAILY, NODES, PATCHES, RUN_TABLES
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 from include.patch_compliance.transform.summary import history_entry
+from include.patch_compliance.transform.tags import run_tables
 
 if TYPE_CHECKING:
     from include.patch_compliance.transform.staging import StagedRun
@@ -96,7 +97,7 @@ def publish_reports(
     # (name, key, body, content type) in write order; everything is rendered before anything is written.
     objects = [
         (name, table_key(reports.prefix, name, snapshot_date, run_id), parquet_bytes(tables[name], table), PARQUET)
-        for name, table in RUN_TABLES.items()
+        for name, table in run_tables(reports.group_by_tags).items()
     ]
     objects += [
         ("nodes.csv", run_key(reports.prefix, run_id, "nodes.csv"), csv_bytes(tables["nodes"]), "text/csv"),
@@ -273,6 +274,7 @@ def build_and_publish(
         now=now,
         sla_days=sla_days,
         stale_after_days=stale_after_days,
+        group_by_tags=reports.group_by_tags,
     )
     summary = summarize(
         tables,
@@ -283,6 +285,7 @@ def build_and_publish(
         history=load_history(ctx, reports, dag_id),
         trend_runs=reports.history_runs,
         skipped=skipped,
+        group_by_tags=reports.group_by_tags,
     )
     written = publish_reports(ctx, reports, tables, summary, run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
     return PublishedRun(tables, summary, written, previous)

@@ -8,6 +8,7 @@ columns the report tables need. The result equals ``build_tables`` on the same r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import pandas as pd
@@ -15,14 +16,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.patch_compliance.transform.build import check_run_args
+from include.patch_compliance.transform.cves import cve_rows
 from include.patch_compliance.transform.delta import NODE_KEY, delta_rows
 from include.patch_compliance.transform.keys import composite
 from include.patch_compliance.transform.nodes import classify_nodes
 from include.patch_compliance.transform.patches import check_sla_days, date_patches
 from include.patch_compliance.transform.rollups import account_rows
-from include.patch_compliance.transform.schema import I64, RUN_TABLES, conform
+from include.patch_compliance.transform.schema import I64, conform
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 from include.patch_compliance.transform.staging import DOC, STAGED, StagedRun
+from include.patch_compliance.transform.tags import run_tables, with_tag_columns
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -44,8 +47,9 @@ def assemble_tables(
     now: datetime,
     sla_days: dict[str, int],
     stale_after_days: int,
+    group_by_tags: Sequence[str] = (),
 ) -> dict[str, pd.DataFrame]:
-    """All per-run tables (nodes, patches, accounts, commands, compliance_items, delta), each conformed to
+    """All per-run tables (nodes, patches, accounts, commands, compliance_items, delta, cves), each conformed to
     ``transform/schema.py``, from the staged shards. Pure: the same staged tables give the same frames."""
     check_run_args(run_id, dag_id, snapshot_date, now, stale_after_days)
     check_sla_days(sla_days)
@@ -57,17 +61,18 @@ def assemble_tables(
     nodes["sla_breaches"] = node_breaches(nodes, patches)
     nodes = classify_nodes(nodes, pd.Timestamp(now).tz_convert("UTC"), stale_after_days)
     tables = {
-        "nodes": nodes,
+        "nodes": with_tag_columns(nodes, group_by_tags),
         "patches": patches,
         "accounts": account_rows(nodes, patches, targets),
         "commands": _frame(staged.table("commands")),
         "compliance_items": _frame(staged.table("compliance_items", _columns("compliance_items"), docs)),
         "delta": delta_rows(nodes, patches, previous),
+        "cves": cve_rows(patches),
     }
     out = {}
-    for name in RUN_TABLES:
+    for name, schema in run_tables(group_by_tags).items():
         frame = tables.pop(name).assign(run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
-        out[name] = conform(frame, RUN_TABLES[name])
+        out[name] = conform(frame, schema)
     return out
 
 

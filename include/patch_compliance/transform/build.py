@@ -4,19 +4,22 @@ is the reference that path is tested against, and what the table tests and ``mak
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import pandas as pd
 
 from include.patch_compliance.transform.commands import commands_frame, node_invocations
 from include.patch_compliance.transform.compliance import compliance_item_rows
+from include.patch_compliance.transform.cves import cve_rows
 from include.patch_compliance.transform.delta import delta_rows
-from include.patch_compliance.transform.nodes import node_rows, patch_state_frame
+from include.patch_compliance.transform.nodes import STATE_COLUMNS, node_rows, patch_state_frame
 from include.patch_compliance.transform.patches import check_sla_days, patch_rows
 from include.patch_compliance.transform.raw import RawDataError, targets_frame
 from include.patch_compliance.transform.rollups import account_rows
-from include.patch_compliance.transform.schema import RUN_TABLES, conform
+from include.patch_compliance.transform.schema import conform
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
+from include.patch_compliance.transform.tags import run_tables, with_tag_columns
 
 
 def build_tables(
@@ -30,8 +33,9 @@ def build_tables(
     now: datetime,
     sla_days: dict[str, int],
     stale_after_days: int,
+    group_by_tags: Sequence[str] = (),
 ) -> dict[str, pd.DataFrame]:
-    """All per-run tables (nodes, patches, accounts, commands, compliance_items, delta), each conformed to
+    """All per-run tables (nodes, patches, accounts, commands, compliance_items, delta, cves), each conformed to
     ``transform/schema.py``. Pure: the same inputs give the same frames (``now`` is the only clock)."""
     _check_inputs(raw_docs, command_records)
     check_run_args(run_id, dag_id, snapshot_date, now, stale_after_days)
@@ -41,24 +45,24 @@ def build_tables(
     targets = targets_frame(raw_docs)
     commands = commands_frame(command_records)
     states = patch_state_frame(raw_docs)
-    patches = patch_rows(
-        raw_docs, targets, states[["t", "instance_id", "last_scan_time"]], previous, now=now, sla_days=sla_days
-    )
+    patches = patch_rows(raw_docs, targets, states[STATE_COLUMNS], previous, now=now, sla_days=sla_days)
     nodes = node_rows(
         raw_docs, targets, states, node_invocations(commands), patches, now=now, stale_after_days=stale_after_days
     )
     tables = {
-        "nodes": nodes,
+        "nodes": with_tag_columns(nodes, group_by_tags),
         "patches": patches,
         "accounts": account_rows(nodes, patches, targets),
         "commands": commands,
         "compliance_items": compliance_item_rows(raw_docs, targets),
         "delta": delta_rows(nodes, patches, previous),
+        "cves": cve_rows(patches),
     }
+    schemas = run_tables(group_by_tags)
     out = {}
     for name, frame in tables.items():
         frame = frame.assign(run_id=run_id, dag_id=dag_id, snapshot_date=snapshot_date)
-        out[name] = conform(frame, RUN_TABLES[name])
+        out[name] = conform(frame, schemas[name])
     return out
 
 

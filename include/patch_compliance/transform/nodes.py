@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.patch_compliance.transform.commands import OFFLINE_OUTCOMES, SCAN_FAILED_OUTCOMES
+from include.patch_compliance.transform.keys import lookup
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
     map_values,
@@ -29,9 +30,17 @@ from include.patch_compliance.transform.normalise import (
     unrecognised_list,
     whole_days_since,
 )
-from include.patch_compliance.transform.raw import EC2_INSTANCE, INSTANCE_INFORMATION, PATCH_STATE, list_items
+from include.patch_compliance.transform.raw import (
+    BASELINE,
+    EC2_INSTANCE,
+    INSTANCE_INFORMATION,
+    NODE_TAGS,
+    PATCH_STATE,
+    list_items,
+)
 from include.patch_compliance.transform.schema import (
     EC2_STATES,
+    PATCH_COMPLIANCE_STATUSES,
     PATCH_OPERATIONS,
     PING_STATUSES,
     PLATFORM_TYPES,
@@ -40,6 +49,7 @@ from include.patch_compliance.transform.schema import (
     TS,
     UNRECOGNISED,
 )
+from include.patch_compliance.transform.tags import node_tags, tag_maps
 
 NON_COMPLIANT_COUNTS = (
     "critical_non_compliant_count",
@@ -74,7 +84,10 @@ ENUM_COLUMNS = {
     "resource_type": RESOURCE_TYPES,
     "ec2_state": EC2_STATES,
     "last_operation": PATCH_OPERATIONS,
+    "available_security_updates_compliance": PATCH_COMPLIANCE_STATUSES,
 }
+# The patch-state columns patch_rows needs (first_seen from the scan, AVAILABLE_SECURITY_UPDATE rows kept).
+STATE_COLUMNS = ["t", "instance_id", "last_scan_time", "counts_available_security"]
 
 
 def _enum(frame: pd.DataFrame, column: str, arr: pa.Array | pa.ChunkedArray) -> None:
@@ -97,6 +110,20 @@ def patch_state_frame(raw_docs: list[dict]) -> pd.DataFrame:
         col = table.column(src)
         frame[dst] = _s(blank_to_null(col) if pa.types.is_string(col.type) else col.combine_chunks())
     _enum(frame, "last_operation", table.column("Operation"))
+    # The baseline's AvailableSecurityUpdatesComplianceStatus (docs/aws-behaviours.md §37), null when unread.
+    baselines = list_items(raw_docs, "baselines", BASELINE)
+    settings = pd.DataFrame(
+        {
+            "t": baselines.column("t").to_numpy(),
+            "baseline_id": _s(blank_to_null(baselines.column("BaselineId"))),
+            "setting": _s(blank_to_null(baselines.column("AvailableSecurityUpdatesComplianceStatus"))),
+        }
+    )
+    _enum(frame, "available_security_updates_compliance", lookup(frame, settings, ["t", "baseline_id"], "setting"))
+    # Its available security updates make it non-compliant (and are patch rows) exactly when both hold.
+    has_available = frame["available_security_update_count"].astype("Int64").fillna(0) > 0
+    counted = (frame["available_security_updates_compliance"] == "NON_COMPLIANT").fillna(False).astype(bool)
+    frame["counts_available_security"] = has_available.to_numpy() & counted.to_numpy()
     frame["last_scan_time"] = _s(
         parse_time_strings(table.column("OperationEndTime"), "patch_states[].OperationEndTime")
     )
@@ -134,8 +161,13 @@ def _managed_frame(raw_docs: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _ec2_frame(raw_docs: list[dict]) -> pd.DataFrame:
-    table = list_items(raw_docs, "ec2_instances", EC2_INSTANCE)
+def _tags_of(table: pa.Table) -> pa.Table:
+    """(t, instance_id, tags map) of EC2 instances or of hybrid nodes' SSM tags."""
+    ids = blank_to_null(table.column("InstanceId"))
+    return tag_maps(pa.table({"t": table.column("t"), "instance_id": ids, "Tags": table.column("Tags")}))
+
+
+def _ec2_frame(table: pa.Table) -> pd.DataFrame:
     tags = table.column("Tags").combine_chunks()
     flat_tags = pc.list_flatten(tags)
     owners = pc.list_parent_indices(tags)
@@ -170,7 +202,8 @@ def node_rows(
     stale_after_days: int,
 ) -> pd.DataFrame:
     managed = _managed_frame(raw_docs)
-    ec2 = _ec2_frame(raw_docs)
+    ec2_items = list_items(raw_docs, "ec2_instances", EC2_INSTANCE)
+    ec2 = _ec2_frame(ec2_items)
     # UNMANAGED: running EC2 instances that DescribeInstanceInformation does not list (it omits stopped and
     # terminated nodes, docs/aws-behaviours.md §9, so only running ones are expected to be managed).
     running = ec2[ec2["ec2_state"] == "running"][["t", "instance_id"]]
@@ -190,6 +223,9 @@ def node_rows(
         {"t": down, "managed": False, "target_error_stage": pd.Series(stages, dtype=pd.ArrowDtype(pa.string()))}
     )
     frame = pd.concat([frame, unreachable], ignore_index=True)
+    # EC2 tags for instances, SSM tags (ListTagsForResource) for hybrid nodes.
+    tag_sources = [_tags_of(ec2_items), _tags_of(list_items(raw_docs, "node_tags", NODE_TAGS))]
+    frame["tags"] = node_tags(frame, tag_sources)
 
     for name, column in take_targets(targets, frame["t"].to_numpy(), list(targets.columns)).items():
         frame[name] = column.array
@@ -245,7 +281,10 @@ def classify_nodes(frame: pd.DataFrame, now: pd.Timestamp, stale_after_days: int
     report step runs it again on staged nodes, with its own clock)."""
     has_state = _flag(frame["has_patch_state"])
     counts = frame[list(NON_COMPLIANT_COUNTS)].astype("Int64").fillna(0).to_numpy()
-    non_compliant = (counts > 0).any(axis=1)
+    # Available security updates count against the node where its baseline says so (docs/aws-behaviours.md §37).
+    available = frame["available_security_update_count"].astype("Int64").fillna(0).to_numpy() > 0
+    counted = _flag(frame["available_security_updates_compliance"] == "NON_COMPLIANT")
+    non_compliant = (counts > 0).any(axis=1) | (available & counted)
     frame["compliance_status"] = np.select(
         [non_compliant, has_state], ["NON_COMPLIANT", "COMPLIANT"], default="UNKNOWN"
     )

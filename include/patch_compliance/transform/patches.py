@@ -66,12 +66,18 @@ def patch_rows(
     added since (not in PATCH_STATES) is kept as state UNKNOWN (it is not shown to be compliant) with the raw
     state in its ``unrecognised`` list; an unrecognised vendor severity is UNSPECIFIED and listed there too.
 
-    ``scan_times`` has (t, instance_id, last_scan_time): a patch seen for the first time is dated by the scan
-    that reported it (OperationEndTime), falling back to ``now``.
+    ``scan_times`` has (t, instance_id, last_scan_time, counts_available_security): a patch seen for the first
+    time is dated by the scan that reported it (OperationEndTime), falling back to ``now``; AVAILABLE_SECURITY_UPDATE
+    patches are kept on the nodes whose baseline counts them as non-compliant.
     """
     items = keyed_items(raw_docs, "patches", PATCH)
     state, raw_state = normalise_enum(items.column("State"), PATCH_STATES, patch_state)
     keep = pc.fill_null(pc.is_in(state, pa.array([*NON_COMPLIANT_STATES, UNKNOWN_VALUE])), False)
+    # AVAILABLE_SECURITY_UPDATE rows are non-compliant where the node's baseline says so (aws-behaviours §37).
+    owners = pd.DataFrame({"t": items.column("t").to_numpy(), "instance_id": items.column("instance_id").to_pylist()})
+    counted = pc.fill_null(lookup(owners, scan_times, ["t", "instance_id"], "counts_available_security"), False)
+    available = pc.and_(pc.fill_null(pc.equal(state, "AVAILABLE_SECURITY_UPDATE"), False), counted)
+    keep = pc.or_(keep, available)
     items = items.filter(keep)
     state, raw_state = state.filter(keep), raw_state.filter(keep)
     t = items.column("t").combine_chunks()

@@ -34,14 +34,19 @@ INSTANCE_INFORMATION = pa.struct(
         ("Name", S),
     ]
 )
+TAG_LIST = pa.list_(pa.struct([("Key", S), ("Value", S)]))
 EC2_INSTANCE = pa.struct(
     [
         ("InstanceId", S),
         ("State", pa.struct([("Name", S)])),
         ("PlatformDetails", S),
-        ("Tags", pa.list_(pa.struct([("Key", S), ("Value", S)]))),
+        ("Tags", TAG_LIST),
     ]
 )
+# A patch baseline's setting as collect records it (GetPatchBaseline, once per baseline per account-region).
+BASELINE = pa.struct([("BaselineId", S), ("AvailableSecurityUpdatesComplianceStatus", S)])
+# The SSM tags of a hybrid node (ListTagsForResource ResourceType ManagedInstance), as collect records them.
+NODE_TAGS = pa.struct([("InstanceId", S), ("Tags", TAG_LIST)])
 PATCH_STATE = pa.struct(
     [
         ("InstanceId", S),

@@ -16,7 +16,27 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from include.patch_compliance.vocab import SEVERITIES
+from include.patch_compliance.transform.enums import (  # noqa: F401 - the vocabularies live with the tables
+    COMMAND_STATUSES,
+    COMPLIANCE_ITEM_STATUSES,
+    COMPLIANCE_SEVERITIES,
+    COVERAGE_STATUSES,
+    DELTA_CHANGES,
+    EC2_STATES,
+    INVOCATION_STATUSES,
+    NON_COMPLIANT_STATES,
+    PATCH_COMPLIANCE_STATUSES,
+    PATCH_OPERATIONS,
+    PATCH_STATES,
+    PING_STATUSES,
+    PLATFORM_TYPES,
+    REMEDIATION_RESULTS,
+    RESOURCE_TYPES,
+    UNKNOWN_VALUE,
+    UNRECOGNISED,
+    VENDOR_SEVERITY,
+)
+from include.patch_compliance.vocab import SEVERITIES  # noqa: F401
 
 STR = pa.string()
 I64 = pa.int64()
@@ -25,71 +45,7 @@ BOOL = pa.bool_()
 TS = pa.timestamp("us", tz="UTC")
 DATE = pa.date32()
 STR_LIST = pa.list_(pa.string())
-
-# Vocabularies ---------------------------------------------------------------------------------------------------
-# In precedence order: the first that applies wins (docs/data-contract.md, "Coverage status").
-COVERAGE_STATUSES = ("UNREACHABLE", "UNMANAGED", "OFFLINE", "SCAN_FAILED", "NOT_SCANNED", "STALE", "SCANNED")
-PATCH_STATES = (
-    "INSTALLED",
-    "INSTALLED_OTHER",
-    "INSTALLED_PENDING_REBOOT",
-    "INSTALLED_REJECTED",
-    "MISSING",
-    "NOT_APPLICABLE",
-    "FAILED",
-    "AVAILABLE_SECURITY_UPDATE",
-)
-# States that make a node Non-Compliant (docs/aws-behaviours.md §8); these are the rows of the patches table.
-NON_COMPLIANT_STATES = ("FAILED", "MISSING", "INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT")
-
-# AWS enums as the botocore models list them (docs/aws-behaviours.md §32; tests compare them with the models).
-# A value outside them is kept: the table shows UNKNOWN_VALUE and the row's `unrecognised` list holds
-# "<column>=<value as AWS sent it>", and summary.json counts it.
-UNKNOWN_VALUE = "UNKNOWN"
-UNRECOGNISED = "unrecognised"
-COMPLIANCE_ITEM_STATUSES = ("COMPLIANT", "NON_COMPLIANT")  # ssm ComplianceStatus ('' = not applicable)
-COMPLIANCE_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED")  # ComplianceSeverity
-PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # ssm PingStatus
-PLATFORM_TYPES = ("Windows", "Linux", "MacOS")  # ssm PlatformType
-RESOURCE_TYPES = ("ManagedInstance", "EC2Instance")  # ssm ResourceType
-PATCH_OPERATIONS = ("Scan", "Install")  # ssm PatchOperationType
-EC2_STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")  # ec2 InstanceStateName
-COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
-INVOCATION_STATUSES = (*COMMAND_STATUSES, "Delayed")  # ssm CommandInvocationStatus
-DELTA_CHANGES = ("NEWLY_NON_COMPLIANT", "REMEDIATED", "NEW_MISSING_PATCH", "CLOSED_PATCH")
-# What a remediation run left each selected node as (docs/data-contract.md, "remediation").
-REMEDIATION_RESULTS = (
-    "REMEDIATED",
-    "PENDING_REBOOT",
-    "REJECTED_REMAINS",
-    "NOT_REMEDIATED",
-    "HELD",
-    "NOT_SENT",
-    "UNKNOWN",
-)
-
-# Vendor severity (DescribeInstancePatches.Severity, lower-cased) -> normalised label. Anything else, including
-# empty strings (InstalledOther/NotApplicable rows, docs/aws-behaviours.md §7), is UNSPECIFIED.
-VENDOR_SEVERITY = {
-    "critical": "CRITICAL",
-    "urgent": "CRITICAL",
-    "important": "HIGH",
-    "high": "HIGH",
-    "moderate": "MEDIUM",
-    "medium": "MEDIUM",
-    "low": "LOW",
-    "negligible": "INFORMATIONAL",
-    "informational": "INFORMATIONAL",
-    "none": "INFORMATIONAL",
-    "unspecified": "UNSPECIFIED",
-    # Known values that rank nothing: SUSE's "n/a" and the Debian/Ubuntu package priorities (docs/aws-behaviours.md
-    # §32). Any other vendor text is UNSPECIFIED too, but counted as unrecognised.
-    "n/a": "UNSPECIFIED",
-    "required": "UNSPECIFIED",
-    "standard": "UNSPECIFIED",
-    "optional": "UNSPECIFIED",
-    "extra": "UNSPECIFIED",
-}
+STR_MAP = pa.map_(pa.string(), pa.string())
 
 ATHENA_TYPES = {
     STR: "string",
@@ -99,6 +55,7 @@ ATHENA_TYPES = {
     TS: "timestamp",
     DATE: "date",
     STR_LIST: "array<string>",
+    STR_MAP: "map<string,string>",
 }
 PARTITION_COLUMN = "snapshot_date"
 # Athena projects the date partition as a string 'YYYY-MM-DD' (partition projection, type date).
@@ -165,6 +122,7 @@ NODES = TableSchema(
             ("installed_other_count", I64),
             ("not_applicable_count", I64),
             ("available_security_update_count", I64),
+            ("available_security_updates_compliance", STR),
             ("last_operation", STR),
             ("last_scan_time", TS),
             ("scan_age_days", I64),
@@ -174,6 +132,7 @@ NODES = TableSchema(
             ("highest_missing_severity", STR),
             ("non_compliant_patches", I64),
             ("sla_breaches", I64),
+            ("tags", STR_MAP),
             (UNRECOGNISED, STR_LIST),
         ),
     ),
@@ -307,6 +266,29 @@ DELTA = TableSchema(
     description="changes against the previous run of the same DAG.",
 )
 
+CVES = TableSchema(
+    "cves",
+    _cols(
+        RUN,
+        (
+            ("cve_id", STR),
+            ("severity", STR),
+            ("nodes", I64),
+            ("accounts", I64),
+            ("patches", I64),
+            ("sla_breaches", I64),
+            ("first_seen", TS),
+            ("max_age_days", I64),
+            ("account_ids", STR_LIST),
+            ("ou_paths", STR_LIST),
+            ("kb_ids", STR_LIST),
+            ("titles", STR_LIST),
+        ),
+    ),
+    sort_by=("cve_id",),
+    description="one row per CVE id of the run's non-compliant patches: exposed nodes, accounts, age and SLA.",
+)
+
 FLEET_DAILY = TableSchema(
     "fleet_daily",
     (
@@ -367,7 +349,9 @@ REMEDIATION = TableSchema(
 )
 
 # Tables written per run by publish_reports, in write order.
-RUN_TABLES: dict[str, TableSchema] = {t.name: t for t in (NODES, PATCHES, ACCOUNTS, COMMANDS, COMPLIANCE_ITEMS, DELTA)}
+RUN_TABLES: dict[str, TableSchema] = {
+    t.name: t for t in (NODES, PATCHES, ACCOUNTS, COMMANDS, COMPLIANCE_ITEMS, DELTA, CVES)
+}
 ALL_TABLES: dict[str, TableSchema] = {**RUN_TABLES, FLEET_DAILY.name: FLEET_DAILY, REMEDIATION.name: REMEDIATION}
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from include.patch_compliance.transform.build import one_doc_per_target
 from include.patch_compliance.transform.commands import commands_frame, node_invocations
 from include.patch_compliance.transform.compliance import compliance_item_rows
-from include.patch_compliance.transform.nodes import node_rows, patch_state_frame
+from include.patch_compliance.transform.nodes import STATE_COLUMNS, node_rows, patch_state_frame
 from include.patch_compliance.transform.patches import patch_rows
 from include.patch_compliance.transform.raw import TARGET_FIELDS, targets_frame
 from include.patch_compliance.transform.schema import (
@@ -88,9 +88,7 @@ def stage_tables(
     targets = targets_frame(raw_docs)
     commands = commands_frame(command_records)
     states = patch_state_frame(raw_docs)
-    patches = patch_rows(
-        raw_docs, targets, states[["t", "instance_id", "last_scan_time"]], None, now=now, sla_days=sla_days
-    )
+    patches = patch_rows(raw_docs, targets, states[STATE_COLUMNS], None, now=now, sla_days=sla_days)
     nodes = node_rows(
         raw_docs, targets, states, node_invocations(commands), patches, now=now, stale_after_days=stale_after_days
     )

@@ -9,8 +9,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.patch_compliance.transform.cves import top_cves
 from include.patch_compliance.transform.rollups import compliant_pct
 from include.patch_compliance.transform.schema import COVERAGE_STATUSES, SEVERITIES, UNRECOGNISED
+from include.patch_compliance.transform.tags import by_tag
+
+# What totals.compliant_pct is taken over: the totals field holding the denominator (every node, managed or not;
+# unknown and unmanaged nodes count against it, docs/data-contract.md "Percentages").
+COMPLIANT_PCT_OF = "nodes"
 
 
 def _int(value: Any) -> int:
@@ -33,8 +39,12 @@ def totals(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     severity = patches["severity"].value_counts()
     count = int(is_node.sum())
     compliant = _int(status.get("COMPLIANT", 0))
+    unmanaged = _int(coverage.get("UNMANAGED", 0))
     return {
         "nodes": count,
+        "managed": count - unmanaged,
+        "unmanaged": unmanaged,
+        "compliant_pct_of": COMPLIANT_PCT_OF,
         "compliant": compliant,
         "non_compliant": _int(status.get("NON_COMPLIANT", 0)),
         "unknown": _int(status.get("UNKNOWN", 0)),
@@ -136,11 +146,14 @@ def summarize(
     trend_runs: int = 30,
     worst: int = 10,
     skipped: list[dict[str, Any]] | None = None,
+    group_by_tags: list[str] | tuple[str, ...] = (),
+    top: int = 10,
 ) -> dict[str, Any]:
     """summary.json exactly as docs/architecture.md describes it. ``history`` holds earlier runs' history entries
     (``load_history``); the trend is those (minus this run, if re-run) plus this run, oldest first, at most
     ``trend_runs`` points. ``generated_at`` is passed in so a re-publish of the same run is byte-identical.
-    ``skipped`` are the plan's accounts left out (suspended, excluded, in no wave), listed as they are."""
+    ``skipped`` are the plan's accounts left out (suspended, excluded, in no wave), listed as they are.
+    ``group_by_tags`` (reports.group_by_tags) gives ``by_tag``; ``top_cves`` holds the ``top`` CVEs by nodes."""
     total = totals(tables)
     current = {
         "run_id": run_id,
@@ -160,6 +173,8 @@ def summarize(
         "totals": total,
         "by_ou": by_ou(tables["accounts"]),
         "worst_accounts": worst_accounts(tables["accounts"], worst),
+        "top_cves": top_cves(tables["cves"], top),
+        "by_tag": by_tag(tables["nodes"], group_by_tags),
         "trend": [trend_point(p) for p in points],
         "unreachable": unreachable_targets(tables["nodes"]),
         "skipped": [dict(s) for s in skipped or []],
