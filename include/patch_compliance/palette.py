@@ -95,3 +95,9 @@ def run_time(run_id: str, snapshot_date: str, generated_at: str | None = None) -
 # What the compliant % is taken over when the summary does not say (older producers): transform.rollups divides
 # compliant nodes by all nodes, managed or not; unknown and unmanaged nodes count against it.
 DEFAULT_PCT_OF = "all nodes, managed and unmanaged (unknown and unmanaged nodes count as not compliant)"
+
+
+def pct_of_label(value: str | None) -> str:
+    """What the compliant % is taken over, in words: summary.json's ``totals.compliant_pct_of`` names the totals
+    field ("nodes"); older summaries lack it."""
+    return DEFAULT_PCT_OF if value in (None, "", "nodes") else value

@@ -251,7 +251,8 @@ def test_report_html_has_charts_and_summary_figures(s3):
     _, uris, _ = run(s3, 8)
     html = get(s3, uris["report.html"]).decode()
     summary = json.loads(get(s3, uris["summary.json"]))
-    assert html.count("<svg") == 4
+    # four charts, plus one for the top CVEs and one per configured tag when the run has them
+    assert html.count("<svg") == 4 + bool(summary.get("top_cves")) + len(summary.get("by_tag") or {})
     for chart in ("chart-ou", "chart-severity", "chart-top-patches", "chart-trend"):
         assert f'id="{chart}"><svg' in html
     assert "http://" not in html.replace("http://www.w3.org/", "") and "https://" not in html  # self-contained
@@ -378,15 +379,19 @@ def test_report_html_has_cve_and_tag_sections_human_labels_and_says_what_is_coun
     docs, commands = day_docs(0)
     tables = first_day_tables(docs, commands)
     summary = summarize(tables, run_id="r1", dag_id=DAG, snapshot_date=NOW.date(), generated_at=NOW)
-    older = render_html(summary, tables).decode()  # a summary without the optional fields still renders
+    old = {k: v for k, v in summary.items() if k not in ("top_cves", "by_tag")}
+    old["totals"] = {
+        k: v for k, v in summary["totals"].items() if k not in ("managed", "unmanaged", "compliant_pct_of")
+    }
+    older = render_html(old, tables).decode()  # a summary of an older version, without the optional fields
     assert "No CVE is named" in older and "No tag rollups" in older
     assert "of " + palette.DEFAULT_PCT_OF in older
     summary["totals"].update(managed=40, unmanaged=2, compliant_pct_of="managed and unmanaged nodes")
     summary["top_cves"] = [
-        {"cve_id": "CVE-2024-3094", "max_severity": "CRITICAL", "nodes": 7, "accounts": 2,
-         "oldest_first_seen": "2026-10-01T00:00:00Z", "sla_breaches": 3, "kb_ids": ["xz-utils"], "titles": ["xz"]},
-        {"cve_id": "CVE-2024-0001", "max_severity": "LOW", "nodes": 1, "accounts": 1,
-         "oldest_first_seen": None, "sla_breaches": 0, "kb_ids": [], "titles": []},
+        {"cve_id": "CVE-2024-3094", "severity": "CRITICAL", "nodes": 7, "accounts": 2,
+         "first_seen": "2026-10-01T00:00:00Z", "sla_breaches": 3, "kb_ids": ["xz-utils"], "titles": ["xz"]},
+        {"cve_id": "CVE-2024-0001", "severity": "LOW", "nodes": 1, "accounts": 1,
+         "first_seen": None, "sla_breaches": 0, "kb_ids": [], "titles": []},
     ]  # fmt: skip
     summary["by_tag"] = {
         "Team": [

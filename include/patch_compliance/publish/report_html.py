@@ -78,7 +78,7 @@ def _charts(summary: dict[str, Any], patches: pd.DataFrame, top_cves: list[dict[
         for _, r in top.iterrows()  # at most 10 rows
     ]
     cve_items = [
-        charts.Item(c["cve_id"], int(c["nodes"]), str(c.get("max_severity")), f"{c['cve_id']}: {c['nodes']} nodes")
+        charts.Item(c["cve_id"], int(c["nodes"]), str(c.get("severity")), f"{c['cve_id']}: {c['nodes']} nodes")
         for c in top_cves
     ]
     severity = summary["totals"]["severity"]
@@ -124,7 +124,7 @@ def render_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], sectio
         css_vars=Markup(palette.css_variables()),  # noqa: S704 - our own constants
         managed=managed,
         unmanaged=unmanaged,
-        pct_of=totals.get("compliant_pct_of") or palette.DEFAULT_PCT_OF,
+        pct_of=palette.pct_of_label(totals.get("compliant_pct_of")),
         top_cves=top_cves,
         by_tag=by_tag,
         tag_charts=tag_charts,

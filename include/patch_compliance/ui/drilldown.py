@@ -138,8 +138,8 @@ class CveExposure:
     accounts: int
     patch_rows: int
     sla_breaches: int  # of those patch rows
-    oldest_first_seen: Any
-    max_severity: str | None
+    first_seen: Any
+    severity: str | None
     read: dict[str, int] = field(default_factory=dict)
 
 
@@ -182,8 +182,8 @@ def cve_exposure(store: ReportStore, tables: dict[str, str], cve_id: str) -> Cve
         accounts=len({k[0] for k in keys}),
         patch_rows=len(rows),
         sla_breaches=sum(1 for r in rows if r.get("sla_breached")),
-        oldest_first_seen=min(seen) if seen else None,
-        max_severity=severities[0] if severities else None,
+        first_seen=min(seen) if seen else None,
+        severity=severities[0] if severities else None,
         read=_read(patches, nodes),
     )
 
@@ -193,7 +193,7 @@ def cve_index(store: ReportStore, tables: dict[str, str], top_cves: list[dict[st
     summary's ``top_cves``, else counted from the ``patches`` table (older producers)."""
     cves = open_table(store, tables, "cves")
     if cves is not None:
-        columns = ["cve_id", "max_severity", "nodes", "accounts", "oldest_first_seen", "sla_breaches", "kb_ids"]
+        columns = ["cve_id", "severity", "nodes", "accounts", "first_seen", "sla_breaches", "kb_ids"]
         rows = [r for b in batches(cves, columns) for r in b.to_pylist()]
         rows.sort(key=lambda r: (-(r.get("nodes") or 0), r.get("cve_id") or ""))
         return "cves table", rows[:INDEX_SIZE]
@@ -229,10 +229,10 @@ def _count_cves(patches: Table) -> list[dict[str, Any]]:
         out.append(
             {
                 "cve_id": cve,
-                "max_severity": sev[0] if sev else None,
+                "severity": sev[0] if sev else None,
                 "nodes": len(item["nodes"]),
                 "accounts": len(item["accounts"]),
-                "oldest_first_seen": min(seen) if seen else None,
+                "first_seen": min(seen) if seen else None,
                 "sla_breaches": item["breaches"],
                 "kb_ids": sorted(item["kb_ids"]),
             }

@@ -60,7 +60,7 @@ def register(
         label=palette.label,
         colour=palette.colour,
         css_vars=palette.css_variables(),
-        pct_of_default=palette.DEFAULT_PCT_OF,
+        pct_of_label=palette.pct_of_label,
         compliance_values=COMPLIANCE_STATUSES,
         coverage_values=[c for c in palette.COVERAGE_ORDER if c != "UNREACHABLE"],  # node rows only
         severity_values=SEVERITIES,

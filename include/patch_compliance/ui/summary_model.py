@@ -76,10 +76,10 @@ class TrendRow(_Model):
 
 class CveRow(_Model):
     cve_id: NonEmpty
-    max_severity: str | None = None
+    severity: str | None = None
     nodes: Count
     accounts: Count = 0
-    oldest_first_seen: str | None = None
+    first_seen: str | None = None
     sla_breaches: Count = 0
     kb_ids: list[str] = Field(default_factory=list)
     titles: list[str] = Field(default_factory=list)
