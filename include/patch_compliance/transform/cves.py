@@ -69,8 +69,10 @@ def cve_rows(patches: pd.DataFrame) -> pd.DataFrame:
 
 
 def _distinct_sorted(exploded: pa.Table, column: str, name: str) -> pd.DataFrame:
-    """cve_id -> the sorted distinct non-null values of ``column`` as a list (one ordered pass, no Python loop)."""
-    ordered = exploded.select(["cve_id", column]).sort_by([("cve_id", "ascending"), (column, "ascending")])
+    """cve_id -> the sorted distinct non-null values of ``column`` as a list (one ordered pass, no Python loop).
+    The (cve_id, value) pairs are made distinct before sorting: far fewer rows than patches to sort."""
+    pairs = exploded.select(["cve_id", column]).group_by(["cve_id", column]).aggregate([])
+    ordered = pairs.sort_by([("cve_id", "ascending"), (column, "ascending")])
     grouped = ordered.group_by("cve_id", use_threads=False).aggregate(
         [(column, "distinct", pc.CountOptions(mode="only_valid"))]
     )
