@@ -99,6 +99,23 @@ def run_dag(world, name: str, data: dict, conf: dict) -> tuple[subprocess.Comple
     return result, output, started
 
 
+def _counted_available_updates(sb, row) -> int:
+    """Available security updates left on the node that its baseline counts as non-compliant (0 otherwise), read
+    in the member account as setup (not recorded as the product's calls)."""
+    role = f"arn:aws:iam::{row['account_id']}:role/{sb.fleet['member_role_name']}"
+    creds = sb.client("sts").assume_role(RoleArn=role, RoleSessionName="test-check")["Credentials"]
+    ssm = sb.client(
+        "ssm",
+        row["region"],
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    (state,) = ssm.describe_instance_patch_states(InstanceIds=[row["instance_id"]])["InstancePatchStates"]
+    setting = ssm.get_patch_baseline(BaselineId=state["BaselineId"])["AvailableSecurityUpdatesComplianceStatus"]
+    return state.get("AvailableSecurityUpdateCount", 0) if setting == "NON_COMPLIANT" else 0
+
+
 def _s3(sb, key) -> bytes:
     return sb.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
@@ -202,7 +219,14 @@ def test_a_real_run_installs_exactly_the_selection_and_proves_the_fix(world):
     for row in rows:
         if row["outcome"] == "SUCCESS":
             assert row["missing_after"] == row["failed_after"] == row["pending_reboot_after"] == 0
-            assert row["result"] == ("REJECTED_REMAINS" if row["rejected_after"] else "REMEDIATED")
+            if row["rejected_after"]:  # an Install never removes a rejected package (docs/aws-behaviours.md §29)
+                assert row["result"] == "REJECTED_REMAINS"
+            elif _counted_available_updates(sb, row):
+                # Install installs approved patches only: available security updates stay, non-compliant where the
+                # node's baseline says so (docs/aws-behaviours.md §37)
+                assert row["result"] == "NOT_REMEDIATED" and row["compliance_after"] == "NON_COMPLIANT"
+            else:
+                assert row["result"] == "REMEDIATED"
     assert summary["remediation"]["results"]["REMEDIATED"] == len(fixed)
     assert b'id="remediation"' in _s3(sb, summary["report_url"].split(f"s3://{BUCKET}/", 1)[1])
 
