@@ -31,7 +31,7 @@ from include.patch_compliance.remediate.plan import RemediationPlan
 from include.patch_compliance.vocab import CANARY_WAVE
 from sandbox.testing import running_sandbox
 from tests.orchestration.conftest import make_run
-from tests.remediation.flow import scan
+from tests.remediation.flow import counted_available_updates, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "pc-remediate-e2e"
@@ -100,8 +100,8 @@ def run_dag(world, name: str, data: dict, conf: dict) -> tuple[subprocess.Comple
 
 
 def _counted_available_updates(sb, row) -> int:
-    """Available security updates left on the node that its baseline counts as non-compliant (0 otherwise), read
-    in the member account as setup (not recorded as the product's calls)."""
+    """``counted_available_updates`` read in the node's member account as setup (not recorded as the product's
+    calls)."""
     role = f"arn:aws:iam::{row['account_id']}:role/{sb.fleet['member_role_name']}"
     creds = sb.client("sts").assume_role(RoleArn=role, RoleSessionName="test-check")["Credentials"]
     ssm = sb.client(
@@ -111,9 +111,7 @@ def _counted_available_updates(sb, row) -> int:
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
-    (state,) = ssm.describe_instance_patch_states(InstanceIds=[row["instance_id"]])["InstancePatchStates"]
-    setting = ssm.get_patch_baseline(BaselineId=state["BaselineId"])["AvailableSecurityUpdatesComplianceStatus"]
-    return state.get("AvailableSecurityUpdateCount", 0) if setting == "NON_COMPLIANT" else 0
+    return counted_available_updates(ssm, row["instance_id"])
 
 
 def _s3(sb, key) -> bytes:

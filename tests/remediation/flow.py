@@ -94,3 +94,11 @@ def remediate(sandbox, run_id: str, params: dict, run_after: datetime, cfg=None,
     run.put(run.key("commands", RESCAN_WAVE, 0), finish(sandbox, run, records))
     remediation_steps.verify(run)
     return run, selected, remediation_publish.report(run), remediation_publish.security_hub(run)
+
+
+def counted_available_updates(ssm, instance_id: str) -> int:
+    """Available security updates left on the node that its baseline counts as non-compliant (0 otherwise,
+    docs/aws-behaviours.md §37): an Install installs approved patches only, so these stay."""
+    (state,) = ssm.describe_instance_patch_states(InstanceIds=[instance_id])["InstancePatchStates"]
+    setting = ssm.get_patch_baseline(BaselineId=state["BaselineId"])["AvailableSecurityUpdatesComplianceStatus"]
+    return state.get("AvailableSecurityUpdateCount", 0) if setting == "NON_COMPLIANT" else 0

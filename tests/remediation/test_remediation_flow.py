@@ -20,7 +20,7 @@ from include.patch_compliance.remediate.plan import RemediationPlan
 from include.patch_compliance.remediation_steps import RemediationRefused
 from include.patch_compliance.vocab import CANARY_WAVE
 from tests.orchestration.conftest import BUCKET, make_run
-from tests.remediation.flow import START, config, operator, remediate, scan
+from tests.remediation.flow import START, config, counted_available_updates, operator, remediate, scan
 
 FAST = {"collect": {"compliance_items": False}}
 # A Monday noon: outside a Saturday-night change window.
@@ -180,7 +180,9 @@ def test_install_reaches_exactly_the_selection_and_the_fix_is_proven(sandbox, ba
         assert row["patches_installed"] >= row["missing_before"] + row["failed_before"]
         if row["rejected_after"]:  # an Install never removes a rejected package (docs/aws-behaviours.md §29)
             assert row["result"] == "REJECTED_REMAINS" and row["compliance_after"] == "NON_COMPLIANT"
-        elif _available_security_updates_count(run, row):
+        elif counted_available_updates(
+            run.members.get(row["account_id"]).client("ssm", row["region"]), row["instance_id"]
+        ):
             # An Install installs approved patches only; available security updates are unapproved by definition
             # and stay, non-compliant where the baseline says so (docs/aws-behaviours.md §37).
             assert row["result"] == "NOT_REMEDIATED" and row["compliance_after"] == "NON_COMPLIANT"
@@ -221,9 +223,5 @@ def test_install_reaches_exactly_the_selection_and_the_fix_is_proven(sandbox, ba
     assert all(nodes[_key(r)]["compliance_status"] == "COMPLIANT" for r in fixed)
 
 
-def _available_security_updates_count(run, row) -> int:
-    """Available security updates left on the node that its baseline counts as non-compliant (0 otherwise)."""
-    ssm = run.members.get(row["account_id"]).client("ssm", row["region"])
-    (state,) = ssm.describe_instance_patch_states(InstanceIds=[row["instance_id"]])["InstancePatchStates"]
-    setting = ssm.get_patch_baseline(BaselineId=state["BaselineId"])["AvailableSecurityUpdatesComplianceStatus"]
-    return state.get("AvailableSecurityUpdateCount", 0) if setting == "NON_COMPLIANT" else 0
+def _ssm(run, row):
+    return run.members.get(row["account_id"]).client("ssm", row["region"])
