@@ -279,29 +279,44 @@ def mapped_task_labels(
 ) -> list[str]:
     """The labels (rendered ``map_index_template``) the Airflow 3.3 UI shows for a mapped task's instances, from
     its "Task Instances" list (``.../tasks/<task_id>/mapped``), once ``count`` rows have rendered."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     css = "[data-testid='table-cell-rendered_map_index']"
     driver.get(server.url(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mapped"))
-    WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, css)) >= count)
-    return [el.text.strip() for el in driver.find_elements(By.CSS_SELECTOR, css)]
+    script = "return Array.from(document.querySelectorAll(arguments[0]), el => el.innerText.trim())"
+    return _settled(driver, lambda d: d.execute_script(script, css), count)
 
 
 def extra_link_buttons(
     driver: Any, server: ApiServer, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1, count: int
 ) -> dict[str, str]:
     """{button text: href} of the "Extra Links" the UI shows on a task instance's Details tab."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     suffix = f"/mapped/{map_index}" if map_index >= 0 else ""
     driver.get(server.url(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}{suffix}/details"))
     # The 3.3 UI renders an "Extra Links" heading followed by one button-styled anchor per link.
     xpath = "//h2[normalize-space()='Extra Links']/following-sibling::*//a"
+    script = """
+        const found = document.evaluate(arguments[0], document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+        const links = {};
+        for (let i = 0; i < found.snapshotLength; i++) {
+            const el = found.snapshotItem(i);
+            if (el.innerText.trim()) links[el.innerText.trim()] = el.href;
+        }
+        return links;
+    """
+    return _settled(driver, lambda d: d.execute_script(script, xpath), count)
 
-    def links(d: Any) -> dict[str, str]:
-        return {el.text.strip(): el.get_attribute("href") for el in d.find_elements(By.XPATH, xpath) if el.text}
 
-    WebDriverWait(driver, 60).until(lambda d: len(links(d)) >= count)
-    return links(driver)
+def _settled(driver: Any, snapshot: Any, count: int) -> Any:
+    """The first ``snapshot(driver)`` holding at least ``count`` entries, waiting up to a minute.
+
+    The React UI re-renders its tables while it polls the API, so elements found one call earlier can be gone
+    (StaleElementReferenceException); one script reads the whole DOM state between two renders instead."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen: list[Any] = []
+
+    def ready(d: Any) -> bool:
+        seen[:] = [snapshot(d)]
+        return len(seen[0]) >= count
+
+    WebDriverWait(driver, 60).until(ready)
+    return seen[0]
