@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from include.patch_compliance.config import ConfigError, parse_config
@@ -13,6 +15,7 @@ from include.patch_compliance.naming import tag_column
 from include.patch_compliance.publish.report_files import csv_bytes
 from include.patch_compliance.transform import PreviousSnapshot, build_tables
 from include.patch_compliance.transform.assemble import assemble_tables
+from include.patch_compliance.transform.cves import cve_rows
 from include.patch_compliance.transform.staging import StagedRun
 from include.patch_compliance.transform.summary import summarize
 from include.patch_compliance.transform.tags import nodes_table
@@ -102,6 +105,67 @@ def test_cves_one_row_per_cve_with_exposure():
     # Oldest first_seen: I2's scan a day earlier.
     assert second["first_seen"] == pd.Timestamp(NOW - timedelta(days=1)).tz_convert("UTC")
     assert second["sla_breaches"] == 0 and (cves["run_id"] == "r1").all()
+
+
+def dated_patches(rows: int, seed: int = 3) -> pd.DataFrame:
+    """A shuffled dated patches frame with the columns ``cve_rows`` reads: many accounts, OUs, KBs and CVEs, some
+    rows without CVE ids, an empty id, null KB ids and titles."""
+    rng = np.random.default_rng(seed)
+    pick = lambda values: rng.choice(np.asarray(values, dtype=object), rows)  # noqa: E731
+    cve_lists = [
+        None if n == 0 else [f"CVE-2026-{c:04d}" for c in rng.choice(400, n, replace=False)]
+        for n in rng.integers(0, 4, rows)
+    ]
+    cve_lists[0] = ["", "CVE-2026-0001"]
+    kb = pick([f"KB{i:05d}" for i in range(300)] + [None])
+    frame = pd.DataFrame(
+        {
+            "account_id": pick([f"{100000000000 + i}" for i in range(250)]),
+            "region": pick(["eu-west-1", "us-east-1"]),
+            "instance_id": pick([f"i-{i:017x}" for i in range(2000)]),
+            "ou_path": pick([f"Root/OU{i:02d}" for i in range(40)]),
+            "kb_id": kb,
+            "title": [None if k is None else f"{k}.x86_64" for k in kb],
+            "severity": pick(["CRITICAL", "HIGH", "LOW", "UNSPECIFIED"]),
+            "sla_breached": rng.random(rows) < 0.3,
+            "first_seen": pd.Timestamp(NOW).tz_convert("UTC") - pd.to_timedelta(rng.integers(0, 90, rows), unit="D"),
+            "age_days": rng.integers(0, 90, rows),
+        }
+    )
+    frame["cve_ids"] = pd.Series(cve_lists, dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    for name in ("account_id", "region", "instance_id", "ou_path", "kb_id", "title", "severity"):
+        frame[name] = frame[name].astype(pd.ArrowDtype(pa.string()))
+    return frame
+
+
+def test_cves_at_scale_equal_a_plain_pandas_rollup_with_sorted_distinct_lists():
+    """Tens of thousands of shuffled rows span many Arrow batches: every list is sorted and distinct (a hash
+    aggregate's "distinct" keeps first-seen order per batch, which is not sorted), counts are exact."""
+    patches = dated_patches(60_000)
+    got = cve_rows(patches).set_index("cve_id")
+    exploded = patches.assign(
+        cve_id=pd.Series(patches["cve_ids"].tolist(), index=patches.index).map(
+            lambda v: list(v) if isinstance(v, list) else []
+        )
+    ).explode("cve_id")
+    exploded = exploded[exploded["cve_id"].notna() & (exploded["cve_id"] != "")]
+    groups = exploded.groupby("cve_id")
+    assert list(got.index) == sorted(groups.groups) and "" not in got.index
+    node = exploded["account_id"] + "/" + exploded["region"] + "/" + exploded["instance_id"]
+    assert got["nodes"].to_dict() == node.groupby(exploded["cve_id"]).nunique().to_dict()
+    assert got["accounts"].to_dict() == groups["account_id"].nunique().to_dict()
+    assert got["patches"].to_dict() == groups.size().to_dict()
+    assert got["sla_breaches"].to_dict() == groups["sla_breached"].sum().to_dict()
+    assert got["max_age_days"].to_dict() == groups["age_days"].max().to_dict()
+    assert got["first_seen"].to_dict() == groups["first_seen"].min().to_dict()
+    for name, column in (
+        ("account_ids", "account_id"),
+        ("ou_paths", "ou_path"),
+        ("kb_ids", "kb_id"),
+        ("titles", "title"),
+    ):
+        expected = groups[column].agg(lambda v: sorted(set(v.dropna())))
+        assert {cve: list(values) for cve, values in got[name].items()} == expected.to_dict(), name
 
 
 def test_cves_carry_first_seen_and_sla_breaches_from_the_previous_snapshot():

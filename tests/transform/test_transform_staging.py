@@ -31,6 +31,7 @@ from tests.fixtures.raw.builders import (
     patch,
     patch_state,
     raw_doc,
+    target,
     unreachable_doc,
 )
 from tests.transform.test_transform_properties import fleet_spec, make_fleet
@@ -90,6 +91,22 @@ def test_a_target_collected_twice_in_different_shards_counts_once(tmp_path, shar
     }
     tables = assert_same_tables([newer, unreachable_doc(), older], [], tmp_path, shard_size)
     assert sorted(tables["nodes"]["instance_id"]) == [I[1], I[2]] and tables["patches"].empty
+
+
+def test_a_shard_that_keeps_part_of_its_documents_is_read_with_a_row_filter(tmp_path):
+    """The older copy of a target shares its shard with another target: that shard is read filtered to the other
+    document; the shard holding the newer copy keeps everything and is read whole (None)."""
+    older = raw_doc(info=[instance_info(I[1])], states=[patch_state(I[1], missing=1)], patches={I[1]: [patch("a")]})
+    newer = {
+        **raw_doc(info=[instance_info(I[1]), instance_info(I[2])], states=[patch_state(I[1])]),
+        "collected_at": (NOW + timedelta(minutes=5)).isoformat(),
+    }
+    docs = [older, unreachable_doc(target("444444444444")), newer]
+    tables = assert_same_tables(docs, [], tmp_path / "a", 2)
+    assert sorted(tables["nodes"]["instance_id"].dropna()) == [I[1], I[2]] and tables["patches"].empty
+    _, docs = staged_files(docs, [], tmp_path / "b", 2).one_doc_per_target()
+    assert list(docs) == [0, 1] and docs[1] is None
+    assert docs[0] is not None and docs[0].tolist() == [1]  # the unreachable target's document only
 
 
 @settings(

@@ -22,61 +22,102 @@ LISTS = {"account_ids": "account_id", "ou_paths": "ou_path", "kb_ids": "kb_id", 
 
 def cve_rows(patches: pd.DataFrame) -> pd.DataFrame:
     """The CVE rollup of a dated patches frame (first_seen, age_days and sla_breached set), sorted by cve_id."""
-    cves = pa.array(patches["cve_ids"]) if len(patches) else pa.array([], type=pa.list_(pa.string()))
+    cves = _combined(patches["cve_ids"]) if len(patches) else pa.array([], type=pa.list_(pa.string()))
     flat = pc.list_flatten(cves)
+    named = pc.fill_null(pc.not_equal(flat, ""), False)  # an empty or null id names no CVE
+    flat, rows = flat.filter(named), pc.list_parent_indices(cves).filter(named)
     if not len(flat):
         return empty_frame(CVES).drop(columns=["run_id", "dag_id", "snapshot_date"])
-    rows = pc.list_parent_indices(cves)
+    # Strings are ranked once; grouping, counting and sorting then run on integers (the exploded rows are several
+    # times the patch rows, and hashing or sorting their strings was most of the report step's time).
+    cve_rank, cve_ids = _ranks(flat)
+    cve = cve_rank.to_numpy()
     rank = map_values(patches["severity"], {s: i for i, s in enumerate(SEVERITIES)}, len(SEVERITIES) - 1)
     exploded = pa.table(
         {
-            "cve_id": flat,
-            "node": pc.take(composite(patches, NODE), rows),
+            "cve": cve_rank,
             "rank": pc.take(pa.array(np.asarray(rank, dtype=np.int64)), rows),
             "breached": pc.take(pa.array(patches["sla_breached"]).cast(pa.int64()), rows),
             "first_seen": pc.take(pa.array(patches["first_seen"]), rows),
             "age_days": pc.take(pa.array(patches["age_days"]), rows),
-            **{column: pc.take(pa.array(patches[column]), rows) for column in LISTS.values()},
         }
     )
-    exploded = exploded.filter(pc.invert(pc.fill_null(pc.equal(exploded.column("cve_id"), ""), True)))
-    only_valid = pc.CountOptions(mode="only_valid")
-    totals = exploded.group_by("cve_id").aggregate(
-        [
-            ("node", "count_distinct", only_valid),
-            ("account_id", "count_distinct", only_valid),
-            ("rank", "min"),
-            ("breached", "sum"),
-            ("breached", "count"),
-            ("first_seen", "min"),
-            ("age_days", "max"),
-        ]
+    totals = (
+        exploded.group_by("cve")
+        .aggregate(
+            [
+                ("rank", "min"),
+                ("breached", "sum"),
+                ("breached", "count"),
+                ("first_seen", "min"),
+                ("age_days", "max"),
+            ]
+        )
+        .sort_by("cve")
     )
-    frame = totals.to_pandas(types_mapper=pd.ArrowDtype).rename(
-        columns={
-            "node_count_distinct": "nodes",
-            "account_id_count_distinct": "accounts",
-            "breached_sum": "sla_breaches",
-            "breached_count": "patches",
-            "first_seen_min": "first_seen",
-            "age_days_max": "max_age_days",
+    frame = pd.DataFrame(
+        {
+            "cve_id": _series(cve_ids),  # the ranks are 0..n-1 in cve_id order, one group each
+            "nodes": _distinct_counts(cve, len(cve_ids), _codes(composite(patches, NODE)), rows),
+            "accounts": _distinct_counts(cve, len(cve_ids), _codes(pa.array(patches["account_id"])), rows),
+            "sla_breaches": _series(totals.column("breached_sum")),
+            "patches": _series(totals.column("breached_count")),
+            "first_seen": _series(totals.column("first_seen_min")),
+            "max_age_days": _series(totals.column("age_days_max")),
+            "severity": np.asarray(SEVERITIES, dtype=object)[totals.column("rank_min").to_numpy()],
         }
     )
-    frame["severity"] = np.asarray(SEVERITIES, dtype=object)[frame.pop("rank_min").to_numpy(dtype=np.int64)]
     for name, column in LISTS.items():
-        frame = frame.merge(_distinct_sorted(exploded, column, name), on="cve_id", how="left")
-    return frame.sort_values("cve_id", kind="stable").reset_index(drop=True)
+        value_rank, distinct = _ranks(_combined(patches[column]))
+        pairs = _distinct_pairs(cve, pc.take(value_rank, rows))
+        counts = np.bincount(pairs // _WIDTH, minlength=len(cve_ids))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        frame[name] = _series(pa.ListArray.from_arrays(offsets, distinct.take(pa.array(pairs % _WIDTH))))
+    return frame
 
 
-def _distinct_sorted(exploded: pa.Table, column: str, name: str) -> pd.DataFrame:
-    """cve_id -> the sorted distinct non-null values of ``column`` as a list (one ordered pass, no Python loop).
-    The (cve_id, value) pairs are made distinct before sorting: far fewer rows than patches to sort."""
-    pairs = exploded.select(["cve_id", column]).group_by(["cve_id", column]).aggregate([])
-    ordered = pairs.sort_by([("cve_id", "ascending"), (column, "ascending")])
-    grouped = ordered.group_by("cve_id", use_threads=False).aggregate(
-        [(column, "distinct", pc.CountOptions(mode="only_valid"))]
-    )
-    return grouped.rename_columns(["cve_id", name]).to_pandas(types_mapper=pd.ArrowDtype)
+# A (CVE, value) pair as one int64: CVE rank * _WIDTH + value code; codes are int32, so they fit below _WIDTH.
+_WIDTH = 2**32
+
+
+def _distinct_pairs(cve: np.ndarray, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The distinct (cve, value) pairs of the rows with a value, encoded and sorted (sorted by CVE, then value).
+    Integers sorted with numpy, then adjacent duplicates dropped: far cheaper than hashing or sorting strings."""
+    value = _combined(values)
+    valid = pc.is_valid(value).to_numpy(zero_copy_only=False)
+    keys = np.sort(cve[valid].astype(np.int64) * _WIDTH + value.filter(valid).to_numpy().astype(np.int64))
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    return keys[keep]
+
+
+def _distinct_counts(cve: np.ndarray, cves: int, codes: pa.Array, rows: pa.Array) -> pd.Series:
+    """Per CVE rank, how many distinct codes its rows carry (nulls not counted)."""
+    counts = np.bincount(_distinct_pairs(cve, pc.take(codes, rows)) // _WIDTH, minlength=cves)
+    return pd.Series(counts.astype(np.int64), dtype=pd.ArrowDtype(pa.int64()))
+
+
+def _combined(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    arr = pa.array(values) if isinstance(values, pd.Series) else values
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """An int32 code per value, equal values equal codes (a hash pass, no sort); null stays null."""
+    return pc.dictionary_encode(_combined(values)).indices
+
+
+def _series(arr: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(arr, dtype=pd.ArrowDtype(arr.type))
+
+
+def _ranks(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(each value's position among the sorted distinct values, those sorted distinct values); null stays null."""
+    encoded = pc.dictionary_encode(values)
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order), dtype=np.int64)
+    return pc.take(pa.array(position), encoded.indices), encoded.dictionary.take(pa.array(order))
 
 
 def top_cves(cves: pd.DataFrame, limit: int = 10) -> list[dict]:

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.patch_compliance.transform.keys import composite, lookup, present
-from include.patch_compliance.transform.patches import PATCH_KEY
+from include.patch_compliance.transform.keys import lookup, present
+from include.patch_compliance.transform.patches import PREVIOUS_ROW
 from include.patch_compliance.transform.snapshot import PreviousSnapshot
 
 NODE_KEY = ["account_id", "region", "instance_id"]
@@ -22,6 +23,7 @@ _TARGET = ["ou_id", "ou_path", "account_id", "account_name", "region"]
 
 
 def delta_rows(nodes: pd.DataFrame, patches: pd.DataFrame, previous: PreviousSnapshot | None) -> pd.DataFrame:
+    """The delta of ``nodes`` and ``patches`` (as ``date_patches`` dated them against ``previous``)."""
     if previous is None:
         columns = ["previous_run_id", "change", *_TARGET, "instance_id", "kb_id", "title", "severity"]
         return pd.DataFrame(columns=[*columns, "previous_status", "current_status"])
@@ -40,9 +42,11 @@ def delta_rows(nodes: pd.DataFrame, patches: pd.DataFrame, previous: PreviousSna
     cols = [*_TARGET, "instance_id", "kb_id", "title", "severity", "state"]
     current = patches[cols].rename(columns={"state": "current_status"})
     earlier = previous.patches[cols].rename(columns={"state": "previous_status"})
-    now_keys, before_keys = composite(current, PATCH_KEY), composite(earlier, PATCH_KEY)  # built once each
-    is_new = pc.invert(pc.is_in(now_keys, value_set=before_keys)).to_numpy(zero_copy_only=False)
-    is_gone = pc.invert(pc.is_in(before_keys, value_set=now_keys)).to_numpy(zero_copy_only=False)
+    # date_patches matched every row to the previous snapshot already (published patch keys are unique).
+    position = pa.array(patches[PREVIOUS_ROW]) if len(patches) else pa.array([], type=pa.int32())
+    is_new = pc.is_null(position).to_numpy(zero_copy_only=False)
+    is_gone = np.ones(len(earlier), dtype=bool)
+    is_gone[pc.drop_null(position).to_numpy()] = False
     new_missing = current[is_new].assign(change="NEW_MISSING_PATCH")
     known_now = now_nodes[now_nodes["compliance_status"] != "UNKNOWN"]
     gone = earlier[is_gone]

@@ -27,15 +27,20 @@ def composite(frame: pd.DataFrame, keys: list[str]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, _SEP)
 
 
+def positions(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> pa.Array:
+    """For each row of ``left``, the position of its key in ``right`` (the first if right repeats a key), null
+    where there is no match. Aligned with ``left``; int32."""
+    if len(left) == 0 or len(right) == 0:
+        return pa.nulls(len(left), type=pa.int32())
+    return pc.index_in(composite(left, keys), value_set=composite(right, keys))
+
+
 def lookup(left: pd.DataFrame, right: pd.DataFrame, keys: list[str], column: str) -> pa.Array:
     """``right[column]`` for each row of ``left`` (matched on ``keys``; the first match if right repeats a key),
     null where there is no match. Aligned with ``left``."""
-    if len(left) == 0:
-        return pa.array([], type=pa.array(right[column]).type)
     if len(right) == 0:
         return pa.nulls(len(left), type=pa.array(right[column]).type)
-    position = pc.index_in(composite(left, keys), value_set=composite(right, keys))
-    return pc.take(pa.array(right[column]), position)
+    return pc.take(pa.array(right[column]), positions(left, right, keys))
 
 
 def present(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> pd.Series:

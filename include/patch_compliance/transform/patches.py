@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.patch_compliance.transform.keys import lookup
+from include.patch_compliance.transform.keys import lookup, positions
 from include.patch_compliance.transform.normalise import (
     blank_to_null,
     map_values,
@@ -38,6 +38,9 @@ from include.patch_compliance.transform.snapshot import PreviousSnapshot
 # docs/aws-behaviours.md §7: KBId is not unique per node on Linux (versions/arches share it), so identity includes
 # Title.
 PATCH_KEY = ["account_id", "region", "instance_id", "kb_id", "title"]
+# Set by date_patches: each row's position in the previous snapshot's patches (null: not there). The delta reads
+# it instead of matching the two tables a second time; it is not a table column (conform drops it).
+PREVIOUS_ROW = "_previous_row"
 _STATE_RANK = {s: i for i, s in enumerate(NON_COMPLIANT_STATES)}  # FAILED first: keep the worst duplicate
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
@@ -109,12 +112,17 @@ def date_patches(
     frame: pd.DataFrame, previous: PreviousSnapshot | None, *, now: datetime, sla_days: dict[str, int]
 ) -> pd.DataFrame:
     """first_seen (carried from the previous snapshot, else the node's ``last_scan_time``, else ``now``), age and
-    SLA columns. The report step runs it on the staged patches of every shard, with the previous snapshot."""
+    SLA columns, and ``PREVIOUS_ROW``. The report step runs it on the staged patches of every shard, with the
+    previous snapshot."""
     now_ts = pd.Timestamp(now).tz_convert("UTC")
     observed = pa.array(frame["last_scan_time"]).cast(TS)
     if previous is not None and len(previous.patches):
-        carried = lookup(frame, previous.patches, PATCH_KEY, "first_seen").cast(TS)
+        position = positions(frame, previous.patches, PATCH_KEY)
+        carried = pc.take(pa.array(previous.patches["first_seen"]), position).cast(TS)
         observed = pc.coalesce(carried, observed)
+    else:
+        position = pa.nulls(len(frame), type=pa.int32())
+    frame[PREVIOUS_ROW] = _arrow_series(position)
     frame["first_seen"] = _arrow_series(pc.coalesce(observed, pa.scalar(now_ts, type=TS)))
     return _age(frame, now_ts, sla_days)
 

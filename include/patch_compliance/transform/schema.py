@@ -366,8 +366,9 @@ def empty_frame(table: TableSchema) -> pd.DataFrame:
     return table.arrow().empty_table().to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def conform(frame: pd.DataFrame, table: TableSchema) -> pd.DataFrame:
-    """Exactly the table's columns, in order, as pyarrow-backed dtypes, rows sorted by the table's sort key.
+def conform(frame: pd.DataFrame, table: TableSchema, *, sort: bool = True) -> pd.DataFrame:
+    """Exactly the table's columns, in order, as pyarrow-backed dtypes, rows sorted by the table's sort key
+    (``sort=False`` keeps the frame's order, for inputs that are only looked up in).
 
     Raises ValueError naming missing columns (a bug in the builder, not bad input)."""
     missing = [n for n in table.names if n not in frame.columns]
@@ -375,7 +376,7 @@ def conform(frame: pd.DataFrame, table: TableSchema) -> pd.DataFrame:
         raise ValueError(f"table {table.name}: missing columns {missing}")
     arrow = pa.Table.from_pandas(frame[table.names], preserve_index=False)
     arrow = arrow.cast(table.arrow())
-    if arrow.num_rows:
+    if sort and arrow.num_rows:
         arrow = arrow.sort_by([(c, "ascending") for c in table.sort_by])
     return arrow.to_pandas(types_mapper=pd.ArrowDtype)
 

@@ -21,6 +21,7 @@ class PreviousSnapshot:
 
     def __post_init__(self) -> None:
         # Conform on the way in: older files may lack newer columns only if the schema grew, which is a
-        # migration question; fail loudly rather than silently mis-joining.
-        object.__setattr__(self, "nodes", conform(self.nodes, NODES))
-        object.__setattr__(self, "patches", conform(self.patches, PATCHES))
+        # migration question; fail loudly rather than silently mis-joining. Not sorted: the previous snapshot is
+        # only looked up in, and every table built from it is sorted when it is conformed itself.
+        object.__setattr__(self, "nodes", conform(self.nodes, NODES, sort=False))
+        object.__setattr__(self, "patches", conform(self.patches, PATCHES, sort=False))

@@ -145,10 +145,10 @@ class StagedRun:
         return cls((tables,))
 
     def table(
-        self, name: str, columns: Sequence[str] | None = None, docs: dict[int, np.ndarray] | None = None
+        self, name: str, columns: Sequence[str] | None = None, docs: dict[int, np.ndarray | None] | None = None
     ) -> pa.Table:
         """Table ``name`` of every shard, in shard order, with only ``columns``; with ``docs``, only the rows of
-        those raw documents per shard index (shards not in ``docs`` give nothing)."""
+        those raw documents per shard index (None: all of that shard's; shards not in ``docs`` give nothing)."""
         schema = STAGED[name].arrow()
         columns = list(columns) if columns is not None else schema.names
         parts = []
@@ -162,15 +162,17 @@ class StagedRun:
                     f"staged table {name} of shard {index} ({source if isinstance(source, str) else 'in memory'}) "
                     f"does not have the staged schema; re-run that shard's collect task"
                 )
-            where = ds.field(DOC).isin(pa.array(docs[index], type=I64)) if docs is not None else None
+            kept = docs[index] if docs is not None else None
+            where = ds.field(DOC).isin(pa.array(kept, type=I64)) if kept is not None else None
             parts.append(data.to_table(columns=columns, filter=where))
         if not parts:
             return schema.empty_table().select(columns)
         return pa.concat_tables(parts)
 
-    def one_doc_per_target(self) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    def one_doc_per_target(self) -> tuple[pd.DataFrame, dict[int, np.ndarray | None]]:
         """The targets of the documents kept (one per account_id/region, as ``build.one_doc_per_target`` keeps
-        them over all shards in order), and those documents per shard index."""
+        them over all shards in order), and those documents per shard index: None where a shard keeps all of its
+        documents (the usual case; its tables are then read without a row filter)."""
         parts = []
         for index, shard in enumerate(self.shards):
             if shard.get("targets") is not None:
@@ -184,6 +186,10 @@ class StagedRun:
         frame["_pos"] = np.arange(len(frame))
         ranked = frame.sort_values(["account_id", "region", "_ok", "collected_at", "_pos"], kind="stable")
         kept = ranked.drop_duplicates(["account_id", "region"], keep="last").sort_values("_pos")
-        docs = {int(shard): group[DOC].to_numpy(dtype=np.int64) for shard, group in kept.groupby("_shard", sort=True)}
+        staged = frame["_shard"].value_counts()
+        docs: dict[int, np.ndarray | None] = {
+            int(shard): None if len(group) == staged[shard] else group[DOC].to_numpy(dtype=np.int64)
+            for shard, group in kept.groupby("_shard", sort=True)
+        }
         targets = kept[[*TARGET_FIELDS, "wave", "target_status", "target_error"]].reset_index(drop=True)
         return targets, docs
