@@ -17,7 +17,8 @@ report step read before staging). Then, each in a fresh process so its peak RSS 
 Printed: seconds per stage of one daily run, then build ÷ bare round trip (target ≤ 3): the build is the previous
 snapshot and the inputs read, the tables built and written as the 6 Parquet files, each mode timed REPEATS times
 after the daily run and the best taken (wall and CPU time); and peak RSS of the daily run ÷ the Arrow size of the
-inputs (staged tables + previous snapshot; target ≤ 3), absolute and above the process's RSS before the step.
+inputs (staged tables + previous snapshot; target ≤ 3), absolute and above the process's RSS before the step,
+with the same figures for the bare round trip beside them.
 """
 
 from __future__ import annotations
@@ -222,6 +223,14 @@ def measure(mode: str, workdir: Path) -> dict:
 def summarise(rows: int, prepared: dict, results: dict[str, dict], arrow_mb: float) -> dict:
     base, base_cpu = results["roundtrip"]["best_s"], results["roundtrip"]["best_cpu_s"]
     out = {"patch_rows": rows, **prepared, "input_arrow_mb": round(arrow_mb, 1), "roundtrip_s": base}
+    # The same ratios for bare pyarrow: what reading and writing these rows costs in memory with no logic at all
+    # (at small sizes the interpreter, pyarrow's allocator and thread pools are most of any process's RSS).
+    trip = results["roundtrip"]
+    out["roundtrip_peak_rss_mb"] = trip["peak_rss_mb"]
+    out["roundtrip_peak_over_inputs"] = round(trip["peak_rss_mb"] / arrow_mb, 2) if arrow_mb else None
+    out["roundtrip_growth_over_inputs"] = (
+        round((trip["peak_rss_mb"] - trip["rss_before_mb"]) / arrow_mb, 2) if arrow_mb else None
+    )
     for mode in ("staged", "json"):
         r = results[mode]
         peak, before = r["peak_rss_mb"], r["rss_before_mb"]
@@ -269,6 +278,10 @@ def print_result(r: dict) -> None:
                 f"{s['peak_rss_mb']:>9,}"
             )
     print(f"inputs as Arrow (staged tables + previous snapshot): {r['input_arrow_mb']:,} MB")
+    print(
+        f"{'bare pyarrow':<24} round trip {r['roundtrip_s']:.2f} s; peak RSS {r['roundtrip_peak_rss_mb']:,} MB = "
+        f"{r['roundtrip_peak_over_inputs']} x inputs (above imports: {r['roundtrip_growth_over_inputs']} x)"
+    )
     for mode, label in (("staged", "staged Parquet (now)"), ("json", "JSON documents (before)")):
         m = r[mode]
         print(

@@ -20,3 +20,4 @@ def test_bench_runs_every_mode_on_a_tiny_fleet():
     assert staged["delta"] > 0  # day 2 differs from day 1 for 1 node in 20
     for mode in ("staged", "json"):
         assert result[mode]["build_over_roundtrip"] > 0 and result[mode]["peak_over_inputs"] > 0
+    assert result["roundtrip_peak_over_inputs"] > 0 and result["roundtrip_peak_rss_mb"] > 0
