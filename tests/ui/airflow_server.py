@@ -306,17 +306,20 @@ def extra_link_buttons(
 
 
 def _settled(driver: Any, snapshot: Any, count: int) -> Any:
-    """The first ``snapshot(driver)`` holding at least ``count`` entries, waiting up to a minute.
+    """The first ``snapshot(driver)`` holding at least ``count`` entries, none of them blank, waiting up to a
+    minute.
 
     The React UI re-renders its tables while it polls the API, so elements found one call earlier can be gone
-    (StaleElementReferenceException); one script reads the whole DOM state between two renders instead."""
+    (StaleElementReferenceException); one script reads the whole DOM state between two renders instead. While it
+    loads, the UI can show rows with these test ids and no text yet (seen: 10 blank cells for 2 mapped tasks):
+    those are waited out."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     seen: list[Any] = []
 
     def ready(d: Any) -> bool:
         seen[:] = [snapshot(d)]
-        return len(seen[0]) >= count
+        return len(seen[0]) >= count and all(seen[0])
 
     WebDriverWait(driver, 60).until(ready)
     return seen[0]
