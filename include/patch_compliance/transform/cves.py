@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.patch_compliance.transform.keys import composite
-from include.patch_compliance.transform.normalise import map_values
+from include.patch_compliance.transform.normalise import combine_chunks, map_values
 from include.patch_compliance.transform.schema import CVES, SEVERITIES, empty_frame
 
 NODE = ["account_id", "region", "instance_id"]
@@ -98,8 +98,7 @@ def _distinct_counts(cve: np.ndarray, cves: int, codes: pa.Array, rows: pa.Array
 
 
 def _combined(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
-    arr = pa.array(values) if isinstance(values, pd.Series) else values
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return combine_chunks(pa.array(values) if isinstance(values, pd.Series) else values)
 
 
 def _codes(values: pa.Array | pa.ChunkedArray) -> pa.Array:

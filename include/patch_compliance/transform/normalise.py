@@ -25,7 +25,7 @@ SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}  # 0 = most severe
 
 def map_distinct(arr: pa.Array | pa.ChunkedArray, func: Callable[[str], str | None]) -> pa.Array:
     """Apply ``func`` to each distinct non-null string once and map the result back onto every row."""
-    arr = _combine(arr)
+    arr = combine_chunks(arr)
     if len(arr) == 0:
         return pa.array([], type=pa.string())
     encoded = pc.dictionary_encode(arr)
@@ -33,7 +33,7 @@ def map_distinct(arr: pa.Array | pa.ChunkedArray, func: Callable[[str], str | No
     return pc.take(mapped, encoded.indices)
 
 
-def _combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+def combine_chunks(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         return arr.combine_chunks() if arr.num_chunks else pa.array([], type=arr.type)
     return arr
@@ -86,7 +86,7 @@ def unrecognised_list(length: int, fields: dict[str, pa.Array | pa.ChunkedArray 
     """Per row, a list of "<column>=<raw value>" for every field whose value was not recognised (``fields`` maps a
     column to the second array of ``normalise_enum``); an empty list when all were. Built in Arrow: the labelled
     fields are interleaved row by row and their nulls dropped, no Python loop over rows."""
-    parts = [(name, _combine(raw)) for name, raw in fields.items() if raw is not None]
+    parts = [(name, combine_chunks(raw)) for name, raw in fields.items() if raw is not None]
     if not parts or all(raw.null_count == len(raw) for _, raw in parts):
         return pa.ListArray.from_arrays(pa.array(np.zeros(length + 1, dtype=np.int32)), pa.array([], pa.string()))
     labelled = [pc.binary_join_element_wise(pa.scalar(f"{name}="), raw, "") for name, raw in parts]
@@ -100,7 +100,7 @@ def unrecognised_list(length: int, fields: dict[str, pa.Array | pa.ChunkedArray 
 
 def blank_to_null(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Empty or whitespace-only strings mean 'no value' in these APIs (docs/aws-behaviours.md §7, §10)."""
-    arr = _combine(arr)
+    arr = combine_chunks(arr)
     if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     trimmed = pc.utf8_trim_whitespace(arr)
@@ -119,7 +119,7 @@ def split_cves(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 def parse_times(values: pa.Array | pa.ChunkedArray | pd.Series, field: str = "time") -> pa.Array:
     """ISO-8601 strings (or epoch seconds) -> timestamp[us, UTC]; '', null and the epoch (InstalledTime 0.0
     for Missing patches, docs/aws-behaviours.md §7) -> null. A non-empty string that is not a time raises ValueError."""
-    series = values if isinstance(values, pd.Series) else pd.Series(_combine(values), dtype=object)
+    series = values if isinstance(values, pd.Series) else pd.Series(combine_chunks(values), dtype=object)
     if series.empty:
         return pa.array([], type=TS)
     numeric = series.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool))
@@ -176,7 +176,7 @@ def plus_days(times: pd.Series, days: np.ndarray) -> pa.Array:
 
 def map_values(values: pd.Series | pa.Array, mapping: dict[str, int], default: int) -> np.ndarray:
     """int64 lookup of string values (on the distinct values only); unknown and null -> ``default``."""
-    arr = _combine(pa.array(values)) if isinstance(values, pd.Series) else _combine(values)
+    arr = combine_chunks(pa.array(values)) if isinstance(values, pd.Series) else combine_chunks(values)
     if len(arr) == 0:
         return np.zeros(0, dtype=np.int64)
     encoded = pc.dictionary_encode(arr)
